@@ -1,0 +1,122 @@
+import { availableParallelism } from 'node:os'
+import envSchema from 'env-schema'
+import { Type, type Static } from 'typebox'
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+// One schema gives types, defaults, coercion and error messages that name the variable
+// ("env/PORT must be integer"). Names of the seed service are kept (DESIGN.md).
+function envSchemaFor (cores: number) {
+  return Type.Object({
+    PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8000 }),
+    HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+    MODEL_DIR: Type.String({ minLength: 1, default: './models' }),
+    MODEL_PATH: Type.String({ minLength: 1, default: './models/demo' }),
+    S3_BUCKET: Type.Optional(Type.String({ minLength: 3, maxLength: 63, pattern: '^[a-zA-Z0-9.\\-_]+$' })),
+    S3_MODEL_KEY: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+    S3_REGION: Type.Optional(Type.String({ minLength: 1 })),
+    AWS_REGION: Type.Optional(Type.String({ minLength: 1 })),
+    S3_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
+    S3_FORCE_PATH_STYLE: Type.Boolean({ default: false }),
+    WORKERS: Type.Integer({ minimum: 1, maximum: 256, default: cores }),
+    // ONNX Runtime threads per worker; WORKERS × this should not exceed the cores (README).
+    INTRA_OP_THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
+    // Inference tasks waiting for a worker; beyond it requests get 503 OVERLOADED at once.
+    QUEUE_SIZE: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })),
+    MAX_UPLOAD_MB: Type.Number({ exclusiveMinimum: 0, maximum: 1024, default: 100 }),
+    MAX_IMAGE_PIXELS: Type.Integer({ minimum: 1024, default: 120_000_000 }),
+    REQUEST_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 900 }),
+    INFERENCE_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 30 }),
+    // Above nginx's upstream keepalive_timeout (60 s) so Node never closes a socket nginx reuses.
+    KEEP_ALIVE_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 65 }),
+    SHUTDOWN_GRACE_S: Type.Number({ minimum: 0, maximum: 86400, default: 30 }),
+    CORS_ORIGINS: Type.String({ default: '*' }),
+    LOG_LEVEL: Type.Enum(LOG_LEVELS, { default: 'info' })
+  })
+}
+
+type Env = Static<ReturnType<typeof envSchemaFor>>
+
+export interface S3Config {
+  readonly bucket: string
+  readonly modelKey: string
+  readonly region: string
+  readonly endpoint: string | undefined
+  readonly forcePathStyle: boolean
+}
+
+export interface Config {
+  readonly port: number
+  readonly host: string
+  readonly modelDir: string
+  readonly modelPath: string
+  readonly s3: S3Config | undefined
+  readonly workers: number
+  readonly intraOpThreads: number
+  readonly queueSize: number
+  readonly maxUploadBytes: number
+  readonly maxImagePixels: number
+  readonly requestTimeoutMs: number
+  readonly inferenceTimeoutMs: number
+  readonly keepAliveTimeoutMs: number
+  readonly shutdownGraceMs: number
+  readonly corsOrigins: '*' | readonly string[]
+  readonly logLevel: string
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+// Queue depth per worker: enough that a burst of `8 × workers` concurrent uploads waits
+// instead of failing, while memory stays bounded (one 224×224×3 float tensor is ~0.6 MB).
+const QUEUE_PER_WORKER = 8
+
+export function loadConfig (env: NodeJS.ProcessEnv, cores = availableParallelism()): Config {
+  let raw: Env
+  try {
+    raw = envSchema<Env>({ schema: envSchemaFor(cores), data: { ...env }, env: false, dotenv: false })
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: ${(err as Error).message}`)
+  }
+  if ((raw.S3_BUCKET === undefined) !== (raw.S3_MODEL_KEY === undefined)) {
+    throw new ConfigError('invalid configuration: S3_BUCKET and S3_MODEL_KEY must be set together')
+  }
+  return Object.freeze({
+    port: raw.PORT,
+    host: raw.HOST,
+    modelDir: raw.MODEL_DIR,
+    modelPath: raw.MODEL_PATH,
+    s3: raw.S3_BUCKET === undefined || raw.S3_MODEL_KEY === undefined
+      ? undefined
+      : Object.freeze({
+        bucket: raw.S3_BUCKET,
+        modelKey: raw.S3_MODEL_KEY,
+        region: raw.S3_REGION ?? raw.AWS_REGION ?? 'us-east-1',
+        endpoint: raw.S3_ENDPOINT,
+        forcePathStyle: raw.S3_FORCE_PATH_STYLE
+      }),
+    workers: raw.WORKERS,
+    intraOpThreads: raw.INTRA_OP_THREADS,
+    queueSize: raw.QUEUE_SIZE ?? raw.WORKERS * QUEUE_PER_WORKER,
+    maxUploadBytes: Math.floor(raw.MAX_UPLOAD_MB * 1024 * 1024),
+    maxImagePixels: raw.MAX_IMAGE_PIXELS,
+    requestTimeoutMs: raw.REQUEST_TIMEOUT_S * 1000,
+    inferenceTimeoutMs: raw.INFERENCE_TIMEOUT_S * 1000,
+    keepAliveTimeoutMs: raw.KEEP_ALIVE_TIMEOUT_S * 1000,
+    shutdownGraceMs: raw.SHUTDOWN_GRACE_S * 1000,
+    corsOrigins: parseOrigins(raw.CORS_ORIGINS),
+    logLevel: raw.LOG_LEVEL
+  })
+}
+
+function parseOrigins (value: string): '*' | readonly string[] {
+  const origins = value.split(',').map((o) => o.trim()).filter((o) => o.length > 0)
+  if (origins.length === 0 || origins.includes('*')) return '*'
+  for (const origin of origins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError(`invalid configuration: CORS_ORIGINS entry "${origin}" must look like https://host[:port]`)
+    }
+  }
+  return Object.freeze(origins)
+}

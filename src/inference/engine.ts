@@ -1,0 +1,57 @@
+import { inputDims } from '../imaging/tensor.js'
+import { specFromModelMetadata, type ModelSpec } from '../models/manifest.js'
+import type { ModelSource, ResolvedBundle } from '../models/store.js'
+import { createPool, type InferencePool } from './pool.js'
+
+export interface LoadedModel {
+  spec: ModelSpec
+  source: ModelSource
+  sourceError?: string
+}
+
+/** A model that is loaded on every worker and warm: what the analyze route needs. */
+export interface Engine {
+  model: LoadedModel
+  pool: InferencePool
+}
+
+export interface EngineOptions {
+  workers: number
+  intraOpThreads: number
+  queueSize: number
+  inferenceTimeoutMs: number
+}
+
+/**
+ * Starts the pool on a resolved bundle, reads the model's own shapes when there is no manifest,
+ * and warms every worker. `onPool` hands the pool out before warm-up so a shutdown that arrives
+ * meanwhile can close it.
+ */
+export async function startEngine (
+  bundle: ResolvedBundle, options: EngineOptions, onPool: (pool: InferencePool) => void = () => {}
+): Promise<Engine> {
+  const pool = createPool({
+    modelFile: bundle.modelFile,
+    intraOpThreads: options.intraOpThreads,
+    inputName: bundle.spec?.input.name,
+    outputName: bundle.spec?.output.name,
+    workers: options.workers,
+    maxQueue: options.queueSize,
+    timeoutMs: options.inferenceTimeoutMs
+  })
+  onPool(pool)
+  try {
+    let spec = bundle.spec
+    if (spec === undefined) {
+      const io = await pool.describe()
+      spec = specFromModelMetadata(bundle.modelFile.split(/[\\/]/).at(-1) ?? 'model.onnx', io.inputs, io.outputs)
+    }
+    await pool.warmUp(inputDims(spec.input))
+    const model: LoadedModel = { spec, source: bundle.source }
+    if (bundle.sourceError !== undefined) model.sourceError = bundle.sourceError
+    return { model, pool }
+  } catch (err) {
+    await pool.close()
+    throw err
+  }
+}

@@ -1,0 +1,73 @@
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { readFile, readdir, stat } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { ManifestError, parseManifest, type ModelSpec } from './manifest.js'
+
+export const MANIFEST_FILE = 'manifest.json'
+
+/** A model bundle on disk: the folder, its model file, and the manifest if it has one. */
+export interface Bundle {
+  dir: string
+  modelFile: string
+  /** Undefined when the folder has no manifest.json: the spec then comes from the model file. */
+  spec: ModelSpec | undefined
+}
+
+export async function sha256File (path: string): Promise<string> {
+  const hash = createHash('sha256')
+  await pipeline(createReadStream(path), hash)
+  return hash.digest('hex')
+}
+
+/** Checks every file the manifest pins; the error names the first file that does not match. */
+export async function verifyBundle (dir: string, spec: ModelSpec): Promise<void> {
+  for (const [file, expected] of Object.entries(spec.sha256)) {
+    const actual = await sha256File(join(dir, file))
+    if (actual !== expected.toLowerCase()) {
+      throw new ManifestError(`${join(dir, file)}: sha256 ${actual} does not match the manifest's ${expected}`)
+    }
+  }
+}
+
+const isMissing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT'
+
+async function readManifest (dir: string): Promise<ModelSpec | undefined> {
+  try {
+    return parseManifest(await readFile(join(dir, MANIFEST_FILE), 'utf8'))
+  } catch (err) {
+    if (isMissing(err)) return undefined
+    throw err
+  }
+}
+
+/**
+ * MODEL_PATH is a bundle folder, or a model file whose folder is the bundle (DESIGN.md).
+ * The manifest's pinned hashes are checked before the bundle is used.
+ */
+export async function openBundle (path: string): Promise<Bundle> {
+  const info = await stat(path).catch((err: unknown) => {
+    throw new ManifestError(isMissing(err) ? `model path ${path} does not exist` : `model path ${path}: ${(err as Error).message}`)
+  })
+  const dir = info.isDirectory() ? path : dirname(path)
+  const spec = await readManifest(dir)
+  let modelFile: string
+  if (spec !== undefined) {
+    if (!info.isDirectory() && basename(path) !== spec.file) {
+      throw new ManifestError(`${path} is not the model named in ${join(dir, MANIFEST_FILE)} ("${spec.file}")`)
+    }
+    modelFile = join(dir, spec.file)
+    await verifyBundle(dir, spec)
+  } else if (info.isDirectory()) {
+    const models = (await readdir(dir)).filter((f) => f.toLowerCase().endsWith('.onnx'))
+    if (models.length !== 1) {
+      throw new ManifestError(`${dir} has no ${MANIFEST_FILE} and ${models.length} .onnx files; add a manifest or point MODEL_PATH at the model file`)
+    }
+    modelFile = join(dir, models[0]!)
+  } else {
+    modelFile = path
+  }
+  await stat(modelFile).catch(() => { throw new ManifestError(`model file ${modelFile} does not exist`) })
+  return { dir, modelFile, spec }
+}

@@ -1,0 +1,144 @@
+import { Type, type Static } from 'typebox'
+import { Value } from 'typebox/value'
+import type { TensorSpec } from '../imaging/tensor.js'
+
+export type Activation = 'softmax' | 'sigmoid' | 'none' | 'auto'
+
+const Triple = Type.Array(Type.Number(), { minItems: 3, maxItems: 3 })
+const Hex64 = Type.String({ pattern: '^[0-9a-fA-F]{64}$' })
+// A bundle file name: no folders, no '..', so a manifest cannot point outside its bundle.
+const FileName = Type.String({ pattern: '^(?!\\.\\.?$)[A-Za-z0-9._-]{1,200}$' })
+
+// DESIGN.md's manifest.json; extra fields are allowed and ignored.
+export const ManifestSchema = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+  version: Type.String({ minLength: 1, maxLength: 200 }),
+  format: Type.Literal('onnx'),
+  file: FileName,
+  sha256: Type.Optional(Type.Record(Type.String(), Hex64)),
+  demo: Type.Optional(Type.Boolean()),
+  input: Type.Object({
+    name: Type.String({ minLength: 1 }),
+    layout: Type.Enum(['NCHW', 'NHWC']),
+    width: Type.Integer({ minimum: 1, maximum: 8192 }),
+    height: Type.Integer({ minimum: 1, maximum: 8192 }),
+    mean: Triple,
+    std: Type.Array(Type.Number({ exclusiveMinimum: 0 }), { minItems: 3, maxItems: 3 })
+  }),
+  output: Type.Object({
+    name: Type.String({ minLength: 1 }),
+    activation: Type.Enum(['softmax', 'sigmoid', 'none'])
+  }),
+  labels: Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { minItems: 1, maxItems: 100000 })
+})
+
+export type Manifest = Static<typeof ManifestSchema>
+
+/** Everything the server needs to know about a model, whether a manifest said it or the file did. */
+export interface ModelSpec {
+  name: string
+  version: string
+  format: 'onnx'
+  /** The model file's name inside its bundle folder. */
+  file: string
+  sha256: Readonly<Record<string, string>>
+  demo: boolean
+  input: TensorSpec & { name: string }
+  output: { name: string, activation: Activation }
+  labels: readonly string[]
+  /** Things an operator should know (shown in the log and /health). */
+  warnings: readonly string[]
+}
+
+export class ManifestError extends Error {
+  override name = 'ManifestError'
+}
+
+/** Parses manifest.json text; the error lists every problem with its JSON path. */
+export function parseManifest (text: string): ModelSpec {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (err) {
+    throw new ManifestError(`manifest.json is not JSON: ${(err as Error).message}`)
+  }
+  if (!Value.Check(ManifestSchema, json)) {
+    const problems = Value.Errors(ManifestSchema, json).slice(0, 5)
+      .map((e) => `${e.instancePath === '' ? '/' : e.instancePath} ${e.message}`)
+    throw new ManifestError(`manifest.json is invalid: ${problems.join('; ')}`)
+  }
+  const m = json
+  if (m.sha256 !== undefined && m.sha256[m.file] === undefined) {
+    throw new ManifestError(`manifest.json is invalid: sha256 has no entry for "${m.file}"`)
+  }
+  if (new Set(m.labels).size !== m.labels.length) {
+    throw new ManifestError('manifest.json is invalid: labels must be unique')
+  }
+  const warnings: string[] = []
+  if (m.sha256 === undefined) warnings.push('manifest.json has no sha256: the model file cannot be verified')
+  if (m.demo === true) warnings.push('demo model: deterministic untrained weights, predictions are meaningless')
+  return {
+    name: m.name,
+    version: m.version,
+    format: m.format,
+    file: m.file,
+    sha256: Object.freeze({ ...m.sha256 }),
+    demo: m.demo === true,
+    input: {
+      name: m.input.name,
+      layout: m.input.layout as TensorSpec['layout'],
+      width: m.input.width,
+      height: m.input.height,
+      mean: [m.input.mean[0], m.input.mean[1], m.input.mean[2]] as const,
+      std: [m.input.std[0], m.input.std[1], m.input.std[2]] as const
+    },
+    output: { name: m.output.name, activation: m.output.activation as Activation },
+    labels: Object.freeze([...m.labels]),
+    warnings: Object.freeze(warnings)
+  }
+}
+
+export interface TensorMetadata {
+  name: string
+  /** Symbolic dimensions (batch) are strings or -1. */
+  dims: ReadonlyArray<number | string>
+}
+
+/**
+ * A model file with no manifest: the input and output shapes tell layout, size and label count.
+ * Pixels are scaled to 0..1 without mean/std, and the activation is decided per output ('auto').
+ */
+export function specFromModelMetadata (
+  file: string, inputs: readonly TensorMetadata[], outputs: readonly TensorMetadata[]
+): ModelSpec {
+  const input = inputs[0]
+  const output = outputs[0]
+  if (input === undefined || output === undefined) throw new ManifestError(`${file} has no inputs or no outputs`)
+  const dims = input.dims.map((d) => (typeof d === 'number' && d > 0 ? d : undefined))
+  let layout: TensorSpec['layout']
+  let height: number | undefined
+  let width: number | undefined
+  if (dims.length === 4 && dims[1] === 3) {
+    layout = 'NCHW'; height = dims[2]; width = dims[3]
+  } else if (dims.length === 4 && dims[3] === 3) {
+    layout = 'NHWC'; height = dims[1]; width = dims[2]
+  } else {
+    throw new ManifestError(`${file}: input "${input.name}" has shape [${input.dims.join(', ')}]; without a manifest the server needs [N,3,H,W] or [N,H,W,3]`)
+  }
+  const classes = output.dims.at(-1)
+  if (width === undefined || height === undefined || typeof classes !== 'number' || classes < 1) {
+    throw new ManifestError(`${file}: input [${input.dims.join(', ')}] / output [${output.dims.join(', ')}] need fixed sizes without a manifest`)
+  }
+  return {
+    name: file.replace(/\.onnx$/i, ''),
+    version: 'unversioned',
+    format: 'onnx',
+    file,
+    sha256: {},
+    demo: false,
+    input: { name: input.name, layout, width, height, mean: [0, 0, 0], std: [1, 1, 1] },
+    output: { name: output.name, activation: 'auto' },
+    labels: Array.from({ length: classes }, (_, i) => `class_${i}`),
+    warnings: ['no manifest.json beside the model: input size and labels were guessed from the model file, normalisation is 0..1 with no mean/std, labels are class_0…']
+  }
+}

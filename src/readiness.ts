@@ -1,0 +1,57 @@
+import type { Engine } from './inference/engine.js'
+import type { InferencePool } from './inference/pool.js'
+import type { DownloadProgress } from './models/store.js'
+
+export type ReadinessStatus = 'starting' | 'ready' | 'error' | 'stopping'
+
+/**
+ * Boot progress as /health reports it. server.ts flips it while it loads the model; routes only
+ * read it. It also owns the pool's lifetime, so closing the app closes the pool at any stage.
+ */
+export class Readiness {
+  status: ReadinessStatus = 'starting'
+  reason = 'starting up'
+  progress: DownloadProgress | undefined
+  readonly startedAt = Date.now()
+  #engine: Engine | undefined
+  #pool: InferencePool | undefined
+
+  /** The engine while it can serve: ready, or stopping with requests still in flight. */
+  get engine (): Engine | undefined {
+    return this.status === 'ready' || this.status === 'stopping' ? this.#engine : undefined
+  }
+
+  starting (reason: string, progress?: DownloadProgress): void {
+    this.status = 'starting'
+    this.reason = reason
+    this.progress = progress
+  }
+
+  trackPool (pool: InferencePool): void {
+    this.#pool = pool
+  }
+
+  ready (engine: Engine): void {
+    this.#engine = engine
+    this.#pool = engine.pool
+    this.status = 'ready'
+    this.reason = 'ready'
+    this.progress = undefined
+  }
+
+  failed (reason: string): void {
+    this.status = 'error'
+    this.reason = reason
+  }
+
+  stopping (): void {
+    this.status = 'stopping'
+    this.reason = 'shutting down'
+  }
+
+  async close (): Promise<void> {
+    const pool = this.#pool
+    this.#pool = undefined
+    await pool?.close()
+  }
+}

@@ -1,0 +1,46 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import type { Readiness } from '../readiness.js'
+import { ModelInfo } from '../schemas.js'
+
+const Ready = Type.Object({
+  status: Type.Literal('ok'),
+  model: ModelInfo,
+  workers: Type.Integer(),
+  uptimeS: Type.Number()
+})
+
+const NotReady = Type.Object({
+  status: Type.String(),
+  reason: Type.String(),
+  model: Type.Optional(Type.Object({ downloadedBytes: Type.Number(), totalBytes: Type.Number() }))
+})
+
+// Load balancers poll these; they answer from memory and never touch the pool.
+const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness }> = async (app, { readiness }) => {
+  app.get('/health', {
+    schema: { response: { 200: Ready, 503: NotReady } },
+    logLevel: 'warn'
+  }, async (_request, reply) => {
+    const engine = readiness.status === 'ready' ? readiness.engine : undefined
+    if (engine === undefined) {
+      reply.code(503).header('cache-control', 'no-store')
+      return { status: readiness.status, reason: readiness.reason, model: readiness.progress }
+    }
+    const { spec, source, sourceError } = engine.model
+    reply.header('cache-control', 'no-store')
+    return {
+      status: 'ok' as const,
+      model: { name: spec.name, version: spec.version, format: spec.format, source, demo: spec.demo, sourceError, warnings: [...spec.warnings] },
+      workers: engine.pool.workers,
+      uptimeS: Math.round((Date.now() - readiness.startedAt) / 100) / 10
+    }
+  })
+
+  app.get('/health/live', {
+    schema: { response: { 200: Type.Object({ status: Type.Literal('alive') }) } },
+    logLevel: 'warn'
+  }, async () => ({ status: 'alive' as const }))
+}
+
+export default healthRoutes

@@ -1,0 +1,17 @@
+import { Type } from 'typebox'
+
+// Response schemas are the contract (DESIGN.md) and let fast-json-stringify serialise them.
+export const ErrorResponse = Type.Object({
+  error: Type.Object({ code: Type.String(), message: Type.String() }),
+  requestId: Type.String()
+})
+
+export const ModelInfo = Type.Object({
+  name: Type.String(),
+  version: Type.String(),
+  format: Type.String(),
+  source: Type.String(),
+  demo: Type.Boolean(),
+  sourceError: Type.Optional(Type.String()),
+  warnings: Type.Array(Type.String())
+})

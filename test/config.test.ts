@@ -1,0 +1,61 @@
+import t from 'tap'
+import { ConfigError, loadConfig } from '../src/config.js'
+
+t.test('defaults follow DESIGN.md', async (t) => {
+  const c = loadConfig({}, 6)
+  t.equal(c.port, 8000)
+  t.equal(c.host, '0.0.0.0')
+  t.equal(c.modelDir, './models')
+  t.equal(c.modelPath, './models/demo')
+  t.equal(c.s3, undefined)
+  t.equal(c.workers, 6, 'WORKERS defaults to the available cores')
+  t.equal(c.queueSize, 48)
+  t.equal(c.maxUploadBytes, 100 * 1024 * 1024)
+  t.equal(c.maxImagePixels, 120_000_000)
+  t.equal(c.requestTimeoutMs, 900_000)
+  t.equal(c.corsOrigins, '*')
+  t.equal(c.logLevel, 'info')
+  t.ok(Object.isFrozen(c))
+})
+
+t.test('values are coerced from strings', async (t) => {
+  const c = loadConfig({
+    PORT: '9001', WORKERS: '3', MAX_UPLOAD_MB: '2.5', S3_BUCKET: 'models-bucket', S3_MODEL_KEY: 'a/b/model.onnx',
+    S3_FORCE_PATH_STYLE: 'true', S3_ENDPOINT: 'http://127.0.0.1:9000', AWS_REGION: 'eu-west-1',
+    CORS_ORIGINS: 'https://a.example, http://localhost:3000', QUEUE_SIZE: '5'
+  }, 2)
+  t.equal(c.port, 9001)
+  t.equal(c.workers, 3)
+  t.equal(c.queueSize, 5)
+  t.equal(c.maxUploadBytes, Math.floor(2.5 * 1024 * 1024))
+  t.same(c.s3, { bucket: 'models-bucket', modelKey: 'a/b/model.onnx', region: 'eu-west-1', endpoint: 'http://127.0.0.1:9000', forcePathStyle: true })
+  t.same(c.corsOrigins, ['https://a.example', 'http://localhost:3000'])
+  t.equal(loadConfig({ CORS_ORIGINS: ' , ' }).corsOrigins, '*', 'an empty list means any origin')
+  t.equal(loadConfig({ CORS_ORIGINS: 'https://a.example,*' }).corsOrigins, '*')
+  t.equal(loadConfig({ S3_BUCKET: 'bkt', S3_MODEL_KEY: 'k', S3_REGION: 'ap-south-1', AWS_REGION: 'eu-west-1' }).s3?.region, 'ap-south-1')
+})
+
+t.test('a bad value fails with a message naming the variable', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: 'eighty' }, /PORT must be integer/],
+    [{ PORT: '70000' }, /PORT must be <= 65535/],
+    [{ WORKERS: '0' }, /WORKERS must be >= 1/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be equal to one of the allowed values/],
+    [{ MAX_UPLOAD_MB: '-1' }, /MAX_UPLOAD_MB must be > 0/],
+    [{ MAX_IMAGE_PIXELS: '1.5' }, /MAX_IMAGE_PIXELS must be integer/],
+    [{ S3_FORCE_PATH_STYLE: 'maybe' }, /S3_FORCE_PATH_STYLE must be boolean/],
+    [{ S3_ENDPOINT: 'localhost:9000' }, /S3_ENDPOINT must match pattern/],
+    [{ S3_BUCKET: 'only-bucket' }, /S3_BUCKET and S3_MODEL_KEY must be set together/],
+    [{ CORS_ORIGINS: 'example.com' }, /CORS_ORIGINS entry "example.com"/]
+  ]
+  for (const [env, message] of cases) {
+    t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
+  }
+  t.ok(new ConfigError('x') instanceof Error)
+})
+
+t.test('the process environment is not read behind the caller\'s back', async (t) => {
+  process.env.PORT = 'not-a-port'
+  t.teardown(() => { delete process.env.PORT })
+  t.equal(loadConfig({}).port, 8000)
+})

@@ -1,0 +1,52 @@
+import t from 'tap'
+import { AppError, classifyError, ERRORS, toErrorReply } from '../src/errors.js'
+
+t.test('every table entry maps to its status and JSON shape', async (t) => {
+  for (const [code, { status, message }] of Object.entries(ERRORS)) {
+    const reply = toErrorReply(new AppError(code as keyof typeof ERRORS), 'req-1')
+    t.equal(reply.statusCode, status, code)
+    t.same(reply.body, { error: { code, message }, requestId: 'req-1' })
+  }
+})
+
+t.test('retry hints on the codes where retrying helps', async (t) => {
+  t.equal(toErrorReply(new AppError('OVERLOADED'), 'r').headers['retry-after'], '1')
+  t.equal(toErrorReply(new AppError('NOT_READY'), 'r').headers['retry-after'], '5')
+  t.equal(toErrorReply(new AppError('RATE_LIMITED', undefined, { retryAfterS: 7.2 }), 'r').headers['retry-after'], '8')
+  t.same(toErrorReply(new AppError('NO_IMAGE'), 'r').headers, {})
+})
+
+t.test('foreign errors are mapped by code, message or status', async (t) => {
+  const cases: Array<[unknown, string, number]> = [
+    [Object.assign(new Error('x'), { code: 'FST_REQ_FILE_TOO_LARGE', statusCode: 413 }), 'PAYLOAD_TOO_LARGE', 413],
+    [Object.assign(new Error('x'), { code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413 }), 'PAYLOAD_TOO_LARGE', 413],
+    [Object.assign(new Error('x'), { code: 'FST_FILES_LIMIT' }), 'PAYLOAD_TOO_LARGE', 413],
+    [Object.assign(new Error('x'), { code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', statusCode: 415 }), 'UNSUPPORTED_MEDIA_TYPE', 415],
+    [Object.assign(new Error('x'), { code: 'FST_INVALID_MULTIPART_CONTENT_TYPE', statusCode: 406 }), 'UNSUPPORTED_MEDIA_TYPE', 415],
+    [Object.assign(new Error('x'), { code: 'FST_ERR_VALIDATION', statusCode: 400 }), 'BAD_REQUEST', 400],
+    [new Error('Task queue is at limit'), 'OVERLOADED', 503],
+    [new Error('Unexpected end of form'), 'BAD_REQUEST', 400],
+    [new Error('Malformed part header'), 'BAD_REQUEST', 400],
+    [Object.assign(new Error('x'), { statusCode: 429 }), 'RATE_LIMITED', 429],
+    [Object.assign(new Error('x'), { statusCode: 413 }), 'PAYLOAD_TOO_LARGE', 413],
+    [Object.assign(new Error('x'), { statusCode: 404 }), 'BAD_REQUEST', 400],
+    [new TypeError('cannot read properties of undefined'), 'INTERNAL', 500],
+    ['a string was thrown', 'INTERNAL', 500],
+    [null, 'INTERNAL', 500]
+  ]
+  for (const [err, code, status] of cases) {
+    const reply = toErrorReply(err, 'r')
+    t.equal(reply.body.error.code, code, String((err as Error)?.message ?? err))
+    t.equal(reply.statusCode, status)
+  }
+  t.equal(classifyError(new AppError('NO_IMAGE')).code, 'NO_IMAGE')
+})
+
+t.test('5xx bodies never carry the internal message', async (t) => {
+  const reply = toErrorReply(new Error('ENOENT: /srv/secret/path/model.onnx'), 'r')
+  t.equal(reply.body.error.message, ERRORS.INTERNAL.message)
+  t.notMatch(JSON.stringify(reply.body), /secret|ENOENT|at /)
+  const timeout = toErrorReply(new AppError('INFERENCE_TIMEOUT', 'worker 3 hung in /opt/x'), 'r')
+  t.equal(timeout.body.error.message, ERRORS.INFERENCE_TIMEOUT.message)
+  t.equal(toErrorReply(new AppError('UNSUITABLE_IMAGE', 'The image is 20×200'), 'r').body.error.message, 'The image is 20×200', '4xx messages are kept')
+})
