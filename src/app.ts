@@ -26,7 +26,6 @@ export function buildApp ({ config, readiness, logger }: AppDeps): FastifyInstan
       redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-amz-security-token"]']
     },
     genReqId: requestIdFor,
-    requestIdLogLabel: 'requestId',
     keepAliveTimeout: config.keepAliveTimeoutMs,
     requestTimeout: config.requestTimeoutMs
   }).withTypeProvider<TypeBoxTypeProvider>()

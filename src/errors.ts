@@ -54,6 +54,8 @@ const FOREIGN_CODES: Record<string, { code: ErrorCode, message?: string }> = {
   FST_FIELDS_LIMIT: { code: 'PAYLOAD_TOO_LARGE', message: 'The form has too many fields; send one image.' },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'Send the image as multipart/form-data.' },
   FST_INVALID_MULTIPART_CONTENT_TYPE: { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'Send the image as multipart/form-data.' },
+  FST_PROTO_VIOLATION: { code: 'BAD_REQUEST' },
+  FST_NO_FORM_DATA: { code: 'BAD_REQUEST' },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: 'BAD_REQUEST', message: 'The Content-Length header does not match the body.' },
   FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'BAD_REQUEST' },
   FST_ERR_CTP_INVALID_JSON_BODY: { code: 'BAD_REQUEST' },
@@ -66,7 +68,7 @@ const FOREIGN_MESSAGES: Array<{ pattern: RegExp, code: ErrorCode }> = [
   { pattern: /^Task queue is at limit$/, code: 'OVERLOADED' },
   { pattern: /^No task queue available and all Workers are busy$/, code: 'OVERLOADED' },
   // busboy's parse errors on a malformed multipart body
-  { pattern: /^(Unexpected end of (form|file)|Malformed part header|Multipart: Boundary not found)/, code: 'BAD_REQUEST' }
+  { pattern: /^(Unexpected end of multipart data|Multipart: Boundary not found|Boundary required)/, code: 'BAD_REQUEST' }
 ]
 
 interface ErrorLike {

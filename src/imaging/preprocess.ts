@@ -22,7 +22,7 @@ export const MAX_ASPECT = 20
 
 // 'truncated' refuses truncated and corrupt data but tolerates the benign warnings many phone
 // cameras' JPEGs raise; PIL, which the replaced service used, also refuses truncated files.
-const FAIL_ON = 'truncated'
+const FAIL_ON = 'error'
 
 // libvips names its limit this way; everything else that fails a decode is a damaged file.
 const PIXEL_LIMIT = /exceeds pixel limit/i
