@@ -26,6 +26,7 @@ export function buildApp ({ config, readiness, logger }: AppDeps): FastifyInstan
       redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-amz-security-token"]']
     },
     genReqId: requestIdFor,
+    trustProxy: typeof config.trustProxy === 'object' ? [...config.trustProxy] : config.trustProxy,
     keepAliveTimeout: config.keepAliveTimeoutMs,
     requestTimeout: config.requestTimeoutMs
   }).withTypeProvider<TypeBoxTypeProvider>()

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { availableParallelism } from 'node:os'
 import envSchema from 'env-schema'
 import { Type, type Static } from 'typebox'
@@ -31,6 +32,10 @@ function envSchemaFor (cores: number) {
     KEEP_ALIVE_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 65 }),
     SHUTDOWN_GRACE_S: Type.Number({ minimum: 0, maximum: 86400, default: 30 }),
     CORS_ORIGINS: Type.String({ default: '*' }),
+    // Who may set X-Forwarded-For: "loopback" trusts nginx on the same host; behind an ALB
+    // also its VPC addresses ("loopback,uniquelocal", .ebextensions). Fastify 5 ignores hop
+    // counts (it cannot verify the peer), so only addresses, CIDRs, names or true/false.
+    TRUST_PROXY: Type.String({ minLength: 1, default: 'loopback' }),
     LOG_LEVEL: Type.Enum(LOG_LEVELS, { default: 'info' })
   })
 }
@@ -61,6 +66,7 @@ export interface Config {
   readonly keepAliveTimeoutMs: number
   readonly shutdownGraceMs: number
   readonly corsOrigins: '*' | readonly string[]
+  readonly trustProxy: boolean | readonly string[]
   readonly logLevel: string
 }
 
@@ -106,6 +112,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, cores = availableParallelism
     keepAliveTimeoutMs: raw.KEEP_ALIVE_TIMEOUT_S * 1000,
     shutdownGraceMs: raw.SHUTDOWN_GRACE_S * 1000,
     corsOrigins: parseOrigins(raw.CORS_ORIGINS),
+    trustProxy: parseTrustProxy(raw.TRUST_PROXY),
     logLevel: raw.LOG_LEVEL
   })
 }
@@ -119,4 +126,27 @@ function parseOrigins (value: string): '*' | readonly string[] {
     }
   }
   return Object.freeze(origins)
+}
+
+// proxy-addr's names for address ranges, as Fastify's trustProxy accepts them.
+const TRUST_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+
+function parseTrustProxy (value: string): boolean | readonly string[] {
+  const v = value.trim()
+  if (v === 'true' || v === 'false') return v === 'true'
+  const entries = v.split(',').map((e) => e.trim()).filter((e) => e.length > 0)
+  for (const entry of entries) {
+    if (!isTrustEntry(entry)) {
+      throw new ConfigError(`invalid configuration: TRUST_PROXY entry "${entry}" must be an IP address, a CIDR range, loopback, linklocal or uniquelocal`)
+    }
+  }
+  return Object.freeze(entries)
+}
+
+function isTrustEntry (entry: string): boolean {
+  if (TRUST_NAMES.has(entry)) return true
+  const [addr, bits, ...rest] = entry.split('/')
+  const family = isIP(addr)
+  if (family === 0 || rest.length > 0) return false
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128))
 }

@@ -42,6 +42,7 @@ export class Readiness {
   failed (reason: string): void {
     this.status = 'error'
     this.reason = reason
+    this.progress = undefined
   }
 
   stopping (): void {

@@ -59,3 +59,7 @@ t.test('the process environment is not read behind the caller\'s back', async (t
   t.teardown(() => { delete process.env.PORT })
   t.equal(loadConfig({}).port, 8000)
 })
+
+t.test('S3 region falls back to us-east-1', async (t) => {
+  t.equal(loadConfig({ S3_BUCKET: 'bkt', S3_MODEL_KEY: 'k' }).s3?.region, 'us-east-1')
+})

@@ -67,18 +67,15 @@ export async function decodeImage (
     }
     const { width, height } = meta.autoOrient
     checkDimensions(width, height, limits.maxPixels)
-    const { data, info } = await image
+    const rgb = await image
       .autoOrient()
       .flatten({ background: '#ffffff' })
       .toColourspace('srgb')
       .resize(target.width, target.height, { fit: 'fill', kernel: 'linear' })
       .removeAlpha()
       .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true })
-    if (info.channels !== 3 || info.width !== target.width || info.height !== target.height) {
-      throw new Error(`sharp returned ${info.width}×${info.height}×${info.channels}`)
-    }
-    return { rgb: data, width, height }
+      .toBuffer()
+    return { rgb, width, height }
   } catch (err) {
     throw decodeError(err)
   }

@@ -1,5 +1,6 @@
+import { basename } from 'node:path'
 import { inputDims } from '../imaging/tensor.js'
-import { specFromModelMetadata, type ModelSpec } from '../models/manifest.js'
+import { checkSpecAgainstModel, specFromModelMetadata, type ModelSpec } from '../models/manifest.js'
 import type { ModelSource, ResolvedBundle } from '../models/store.js'
 import { createPool, type InferencePool } from './pool.js'
 
@@ -41,11 +42,9 @@ export async function startEngine (
   })
   onPool(pool)
   try {
-    let spec = bundle.spec
-    if (spec === undefined) {
-      const io = await pool.describe()
-      spec = specFromModelMetadata(bundle.modelFile.split(/[\\/]/).at(-1) ?? 'model.onnx', io.inputs, io.outputs)
-    }
+    const io = await pool.describe()
+    const spec = bundle.spec ?? specFromModelMetadata(basename(bundle.modelFile), io.inputs, io.outputs)
+    checkSpecAgainstModel(spec, io.inputs, io.outputs)
     await pool.warmUp(inputDims(spec.input))
     const model: LoadedModel = { spec, source: bundle.source }
     if (bundle.sourceError !== undefined) model.sourceError = bundle.sourceError

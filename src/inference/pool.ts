@@ -23,6 +23,9 @@ export interface ModelIO {
 
 export interface PoolStats {
   workers: number
+  /** Tasks running or waiting, and how many the pool admits before refusing. */
+  inFlight: number
+  capacity: number
   queued: number
   completed: number
   utilization: number
@@ -40,6 +43,7 @@ export interface InferencePool {
 }
 
 // Sources run as .ts under tap/tsx; the build runs dist/*.js.
+/* c8 ignore next: the .js branch runs only in the built server (covered by the spawned smoke test) */
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
 
 const isAbort = (err: unknown) => err instanceof Error && err.name === 'AbortError'
@@ -59,7 +63,22 @@ export function createPool (options: PoolOptions): InferencePool {
   // an 'error' event with no task attached would crash the process.
   piscina.on('error', () => {})
 
+  // Admission is counted here rather than left to Piscina's maxQueue, which lets the queue grow
+  // past its limit while workers are still starting.
+  const capacity = workers + maxQueue
+  let inFlight = 0
+
   async function run (task: InferTask, signal: AbortSignal | undefined): Promise<InferResult> {
+    if (inFlight >= capacity) throw new AppError('OVERLOADED')
+    inFlight++
+    try {
+      return await runAdmitted(task, signal)
+    } finally {
+      inFlight--
+    }
+  }
+
+  async function runAdmitted (task: InferTask, signal: AbortSignal | undefined): Promise<InferResult> {
     const deadline = AbortSignal.timeout(timeoutMs)
     const transferList = task.kind === 'infer' ? [task.data.buffer as ArrayBuffer] : []
     try {
@@ -79,13 +98,12 @@ export function createPool (options: PoolOptions): InferencePool {
   return {
     workers,
     async infer (data, dims, signal) {
-      const result = await run({ kind: 'infer', data, dims }, signal)
-      if (result.kind !== 'infer') throw new Error('worker answered an infer task with a description')
+      // The worker answers each task kind with the same kind (protocol.ts).
+      const result = await run({ kind: 'infer', data, dims }, signal) as Extract<InferResult, { kind: 'infer' }>
       return { data: result.data, dims: result.dims, threadId: result.threadId }
     },
     async describe () {
-      const result = await run({ kind: 'describe' }, undefined)
-      if (result.kind !== 'describe') throw new Error('worker answered a describe task with an inference')
+      const result = await run({ kind: 'describe' }, undefined) as Extract<InferResult, { kind: 'describe' }>
       return { inputs: result.inputs, outputs: result.outputs }
     },
     async warmUp (dims) {
@@ -100,7 +118,7 @@ export function createPool (options: PoolOptions): InferencePool {
       }
     },
     stats () {
-      return { workers, queued: piscina.queueSize, completed: piscina.completed, utilization: piscina.utilization }
+      return { workers, inFlight, capacity, queued: piscina.queueSize, completed: piscina.completed, utilization: piscina.utilization }
     },
     async close () {
       await piscina.close({ force: true })

@@ -58,7 +58,6 @@ export async function openBundle (path: string): Promise<Bundle> {
       throw new ManifestError(`${path} is not the model named in ${join(dir, MANIFEST_FILE)} ("${spec.file}")`)
     }
     modelFile = join(dir, spec.file)
-    await verifyBundle(dir, spec)
   } else if (info.isDirectory()) {
     const models = (await readdir(dir)).filter((f) => f.toLowerCase().endsWith('.onnx'))
     if (models.length !== 1) {
@@ -69,5 +68,6 @@ export async function openBundle (path: string): Promise<Bundle> {
     modelFile = path
   }
   await stat(modelFile).catch(() => { throw new ManifestError(`model file ${modelFile} does not exist`) })
+  if (spec !== undefined) await verifyBundle(dir, spec)
   return { dir, modelFile, spec }
 }

@@ -142,3 +142,32 @@ export function specFromModelMetadata (
     warnings: ['no manifest.json beside the model: input size and labels were guessed from the model file, normalisation is 0..1 with no mean/std, labels are class_0…']
   }
 }
+
+const shape = (dims: ReadonlyArray<number | string>) => `[${dims.join(', ')}]`
+
+/**
+ * The manifest must match the model it describes; a mismatch found here is a clear boot error
+ * instead of a failure on the first request.
+ */
+export function checkSpecAgainstModel (
+  spec: ModelSpec, inputs: readonly TensorMetadata[], outputs: readonly TensorMetadata[]
+): void {
+  const input = inputs.find((i) => i.name === spec.input.name)
+  if (input === undefined) {
+    throw new ManifestError(`manifest input "${spec.input.name}" is not an input of ${spec.file} (it has: ${inputs.map((i) => i.name).join(', ')})`)
+  }
+  const output = outputs.find((o) => o.name === spec.output.name)
+  if (output === undefined) {
+    throw new ManifestError(`manifest output "${spec.output.name}" is not an output of ${spec.file} (it has: ${outputs.map((o) => o.name).join(', ')})`)
+  }
+  const { width, height, layout } = spec.input
+  const expected = layout === 'NCHW' ? [3, height, width] : [height, width, 3]
+  const fixed = input.dims.slice(1)
+  if (input.dims.length !== 4 || fixed.some((d, i) => typeof d === 'number' && d > 0 && d !== expected[i])) {
+    throw new ManifestError(`manifest input ${layout} ${width}×${height} does not fit ${spec.file}'s input shape ${shape(input.dims)}`)
+  }
+  const classes = output.dims.at(-1)
+  if (typeof classes === 'number' && classes > 0 && classes !== spec.labels.length) {
+    throw new ManifestError(`manifest has ${spec.labels.length} labels but ${spec.file}'s output shape is ${shape(output.dims)}`)
+  }
+}

@@ -37,7 +37,8 @@ const analyzeRoutes: FastifyPluginAsyncTypebox<AnalyzeOptions> = async (app, { r
     const bytes = await file.toBuffer()
     // A client that goes away stops waiting for a worker, which frees its queue slot.
     const gone = new AbortController()
-    const onClose = () => { if (!reply.raw.writableFinished) gone.abort() }
+    // (The listener is removed before the reply is sent, so a normal close never aborts.)
+    const onClose = () => gone.abort()
     reply.raw.once('close', onClose)
     try {
       const analysis = await analyzeImage(bytes, engine, limits, gone.signal)

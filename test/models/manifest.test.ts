@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseManifest, specFromModelMetadata } from '../../src/models/manifest.js'
+import { checkSpecAgainstModel, parseManifest, specFromModelMetadata } from '../../src/models/manifest.js'
 
 const validManifest = {
   name: 'hare_run_v6_facial',
@@ -69,4 +69,19 @@ t.test('a model file without a manifest: shapes tell layout, size and labels', a
   t.throws(() => specFromModelMetadata('m.onnx', [{ name: 'x', dims: [1, 224, 224] }], [{ name: 'y', dims: [1, 2] }]), /needs \[N,3,H,W\]/)
   t.throws(() => specFromModelMetadata('m.onnx', [{ name: 'x', dims: [1, 3, 'H', 'W'] }], [{ name: 'y', dims: [1, 2] }]), /fixed sizes/)
   t.throws(() => specFromModelMetadata('m.onnx', [{ name: 'x', dims: [1, 3, 8, 8] }], [{ name: 'y', dims: [1, 'C'] }]), /fixed sizes/)
+})
+
+t.test('a manifest is checked against the model it describes', async (t) => {
+  const spec = parseManifest(JSON.stringify(validManifest))
+  const inputs = [{ name: 'input', dims: ['N', 3, 224, 224] }]
+  const outputs = [{ name: 'probs', dims: ['N', 8] }]
+  t.doesNotThrow(() => checkSpecAgainstModel(spec, inputs, outputs))
+  t.doesNotThrow(() => checkSpecAgainstModel(spec, [{ name: 'input', dims: ['N', 3, 'H', 'W'] }], [{ name: 'probs', dims: ['N', 'C'] }]), 'symbolic sizes fit')
+  t.throws(() => checkSpecAgainstModel(spec, [{ name: 'x', dims: [1, 3, 224, 224] }], outputs), /manifest input "input" is not an input of model.onnx \(it has: x\)/)
+  t.throws(() => checkSpecAgainstModel(spec, inputs, [{ name: 'y', dims: [1, 8] }]), /manifest output "probs" is not an output/)
+  t.throws(() => checkSpecAgainstModel(spec, [{ name: 'input', dims: [1, 224, 224, 3] }], outputs), /NCHW 224×224 does not fit model.onnx's input shape \[1, 224, 224, 3\]/)
+  t.throws(() => checkSpecAgainstModel(spec, [{ name: 'input', dims: [1, 3, 224] }], outputs), /does not fit/)
+  t.throws(() => checkSpecAgainstModel(spec, inputs, [{ name: 'probs', dims: [1, 5] }]), /8 labels but model.onnx's output shape is \[1, 5\]/)
+  const nhwc = parseManifest(withChange((m) => { (m.input as Record<string, unknown>).layout = 'NHWC' }))
+  t.doesNotThrow(() => checkSpecAgainstModel(nhwc, [{ name: 'input', dims: [1, 224, 224, 3] }], outputs))
 })

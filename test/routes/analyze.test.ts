@@ -1,3 +1,4 @@
+import type { InjectOptions } from 'fastify'
 import t from 'tap'
 import * as img from '../fixtures/images.js'
 import { form, testApp } from '../helpers/app.js'
@@ -113,7 +114,7 @@ t.test('requests that are not a multipart image', async (t) => {
   const { app } = await testApp(t)
   const fieldsOnly = new FormData()
   fieldsOnly.append('image', 'not a file')
-  const cases: Array<[string, Parameters<typeof app.inject>[0], number, string]> = [
+  const cases: Array<[string, InjectOptions, number, string]> = [
     ['a form without a file part', { method: 'POST', url: URL_, payload: fieldsOnly }, 400, 'NO_IMAGE'],
     ['json', { method: 'POST', url: URL_, payload: { image: 'base64...' } }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
     ['no body', { method: 'POST', url: URL_ }, 415, 'UNSUPPORTED_MEDIA_TYPE'],

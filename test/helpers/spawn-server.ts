@@ -1,0 +1,57 @@
+// Runs the built server (`node dist/server.js`) as a child process, as Procfile and Docker do.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import type { Test } from 'tap'
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const SERVER = fileURLToPath(new URL('../../dist/server.js', import.meta.url))
+
+export interface SpawnedServer {
+  child: ChildProcess
+  url: string
+  /** Everything the process wrote, for assertions on logs. */
+  output: () => string
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+}
+
+export async function spawnServer (t: Test, env: Record<string, string> = {}): Promise<SpawnedServer> {
+  if (!existsSync(SERVER)) throw new Error('dist/server.js is missing: run `npm run build` (npm test does)')
+  const child = spawn(process.execPath, ['--enable-source-maps', SERVER], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', HOST: '127.0.0.1', WORKERS: '2', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  child.stdout!.on('data', (d: Buffer) => { output += d.toString() })
+  child.stderr!.on('data', (d: Buffer) => { output += d.toString() })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })))
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    await exited
+  })
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not listen within 30 s:\n${output}`)), 30_000)
+    const onData = () => {
+      const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
+      if (m !== null) { clearTimeout(timer); resolve(m[1]!) }
+    }
+    child.stdout!.on('data', onData)
+    void exited.then(() => { clearTimeout(timer); reject(new Error(`server exited before listening:\n${output}`)) })
+  })
+  return { child, url, output: () => output, exited }
+}
+
+/** Polls /health until it answers 200 (or the deadline passes); returns the bodies seen. */
+export async function waitReady (url: string, timeoutMs = 60_000): Promise<Array<{ status: number, body: unknown }>> {
+  const seen: Array<{ status: number, body: unknown }> = []
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const res = await fetch(`${url}/health`)
+    seen.push({ status: res.status, body: await res.json() })
+    if (res.status === 200) return seen
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`not ready after ${timeoutMs} ms: ${JSON.stringify(seen.at(-1))}`)
+}

@@ -1,0 +1,84 @@
+import t, { type Test } from 'tap'
+import { buildTinyClassifier } from '../../scripts/onnx-builder.js'
+import { writeBundle } from '../../scripts/bundle-writer.js'
+import { classifyError } from '../../src/errors.js'
+import { createPool, type PoolOptions } from '../../src/inference/pool.js'
+import { writeTinyBundle, TINY_SIZE } from '../helpers/model.js'
+
+const dims = [1, 3, TINY_SIZE, TINY_SIZE]
+const tensor = (value: number, size = 3 * TINY_SIZE * TINY_SIZE) => new Float32Array(size).fill(value)
+
+async function pool (t: Test, o: Partial<PoolOptions> = {}) {
+  const bundle = await writeTinyBundle(t.testdir())
+  const p = createPool({ modelFile: bundle.modelPath, intraOpThreads: 1, workers: 2, maxQueue: 16, timeoutMs: 30_000, ...o })
+  t.teardown(async () => await p.close())
+  return p
+}
+
+t.test('two workers run inferences concurrently with identical results (onnxruntime#24486 guard)', async (t) => {
+  const p = await pool(t, { maxQueue: 64 })
+  await p.warmUp(dims)
+  const results = await Promise.all(Array.from({ length: 64 }, async (_, i) => await p.infer(tensor((i % 4) / 4), dims)))
+  t.equal(new Set(results.map((r) => r.threadId)).size, 2, 'both workers took tasks')
+  for (const r of results) t.same(r.dims, [1, 8])
+  for (let i = 4; i < results.length; i++) t.same(Array.from(results[i]!.data), Array.from(results[i % 4]!.data), `task ${i} matches task ${i % 4}`)
+  t.notSame(Array.from(results[0]!.data), Array.from(results[1]!.data), 'different inputs give different outputs')
+  t.equal(p.stats().workers, 2)
+  t.ok(p.stats().completed >= 64)
+})
+
+t.test('the tensor is transferred, not copied', async (t) => {
+  const p = await pool(t)
+  const input = tensor(0.5)
+  const result = p.infer(input, dims)
+  t.equal(input.byteLength, 0, 'the caller\'s buffer was detached by the transfer')
+  t.equal((await result).data.length, 8)
+})
+
+t.test('describe reports the model\'s own inputs and outputs', async (t) => {
+  const p = await pool(t)
+  t.same(await p.describe(), {
+    inputs: [{ name: 'input', dims: ['N', 3, TINY_SIZE, TINY_SIZE] }],
+    outputs: [{ name: 'logits', dims: ['N', 8] }]
+  })
+})
+
+t.test('a full queue is refused at once and maps to OVERLOADED', async (t) => {
+  // A big input makes each task slow enough that the queue fills.
+  const size = 512
+  const dir = t.testdir()
+  const bundle = await writeBundle(dir, buildTinyClassifier({ seed: 1, classes: 2, size, layout: 'NCHW' }), { name: 'big', version: '1' })
+  const p = createPool({ modelFile: bundle.modelPath, intraOpThreads: 1, workers: 1, maxQueue: 2, timeoutMs: 30_000 })
+  t.teardown(async () => await p.close())
+  const settled = await Promise.allSettled(Array.from({ length: 12 }, async () => await p.infer(tensor(0.1, 3 * size * size), [1, 3, size, size])))
+  const refused = settled.filter((s) => s.status === 'rejected')
+  t.equal(refused.length, 12 - 3, 'one running and two waiting are admitted')
+  for (const r of refused) t.equal(classifyError((r as PromiseRejectedResult).reason).code, 'OVERLOADED')
+  t.equal(settled.filter((s) => s.status === 'fulfilled').length, 12 - refused.length, 'the rest completed')
+})
+
+t.test('an inference over its deadline is INFERENCE_TIMEOUT and the pool recovers', async (t) => {
+  const size = 1024
+  const bundle = await writeBundle(t.testdir(), buildTinyClassifier({ seed: 1, classes: 2, size, layout: 'NCHW' }), { name: 'slow', version: '1' })
+  const p = createPool({ modelFile: bundle.modelPath, intraOpThreads: 1, workers: 1, maxQueue: 4, timeoutMs: 1 })
+  t.teardown(async () => await p.close())
+  await t.rejects(p.infer(tensor(0.2, 3 * size * size), [1, 3, size, size]), { name: 'AppError', code: 'INFERENCE_TIMEOUT' })
+  const healthy = await writeTinyBundle(t.testdir())
+  const q = createPool({ modelFile: healthy.modelPath, intraOpThreads: 1, workers: 1, maxQueue: 4, timeoutMs: 30_000 })
+  t.teardown(async () => await q.close())
+  t.equal((await q.infer(tensor(0.2), dims)).data.length, 8)
+})
+
+t.test('a caller that aborts gets an AbortError, not a timeout', async (t) => {
+  const p = await pool(t)
+  const gone = new AbortController()
+  gone.abort()
+  await t.rejects(p.infer(tensor(0), dims, gone.signal), { name: 'AbortError' })
+  t.equal((await p.infer(tensor(0), dims)).data.length, 8, 'still serving')
+})
+
+t.test('a model that cannot load fails its tasks instead of hanging', async (t) => {
+  const p = createPool({ modelFile: '/nonexistent/model.onnx', intraOpThreads: 1, workers: 1, maxQueue: 4, timeoutMs: 30_000 })
+  t.teardown(async () => await p.close())
+  await t.rejects(p.warmUp(dims))
+})
