@@ -10,7 +10,8 @@ export interface Analysis {
   predictions: Prediction[]
   top: Prediction
   image: { width: number, height: number, format: ImageFormat }
-  timingsMs: { preprocess: number, inference: number, total: number }
+  /** inference is the model run in its worker; queue is the wait for a worker before it. */
+  timingsMs: { preprocess: number, queue: number, inference: number, total: number }
 }
 
 const ms = (from: number, to: number) => Math.round((to - from) * 10) / 10
@@ -34,6 +35,11 @@ export async function analyzeImage (
     predictions,
     top: predictions[0]!,
     image: { width: decoded.width, height: decoded.height, format },
-    timingsMs: { preprocess: ms(t0, t1), inference: ms(t1, t2), total: ms(t0, performance.now()) }
+    timingsMs: {
+      preprocess: ms(t0, t1),
+      queue: ms(0, Math.max(0, t2 - t1 - output.runMs)),
+      inference: ms(0, output.runMs),
+      total: ms(t0, performance.now())
+    }
   }
 }

@@ -1,13 +1,19 @@
 import cors from '@fastify/cors'
+import helmet from '@fastify/helmet'
 import multipart from '@fastify/multipart'
+import rateLimit from '@fastify/rate-limit'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { Admission } from './admission.js'
 import type { Config } from './config.js'
+import { AppError } from './errors.js'
+import { Metrics } from './metrics.js'
 import errors from './plugins/errors.js'
 import requestId, { requestIdFor } from './plugins/request-id.js'
 import type { Readiness } from './readiness.js'
 import analyzeRoutes from './routes/analyze.js'
 import healthRoutes from './routes/health.js'
+import metricsRoutes from './routes/metrics.js'
 
 export interface AppDeps {
   config: Config
@@ -16,13 +22,14 @@ export interface AppDeps {
   logger?: FastifyServerOptions['logger']
 }
 
-// Generous: multipart forms from browsers carry a few small fields at most.
+// Browser forms carry one photo and a few small fields; anything bigger is refused (413), not read.
 const FORM_LIMITS = { files: 1, fields: 20, parts: 25, fieldNameSize: 200, fieldSize: 64 * 1024, headerPairs: 50 }
 
 export function buildApp ({ config, readiness, logger }: AppDeps): FastifyInstance {
   const app = Fastify({
     logger: logger ?? {
       level: config.logLevel,
+      // Credentials never reach the log; bodies (images) are never logged at all.
       redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-amz-security-token"]']
     },
     genReqId: requestIdFor,
@@ -33,14 +40,33 @@ export function buildApp ({ config, readiness, logger }: AppDeps): FastifyInstan
   // Above keepAliveTimeout, or Node can cut a kept-alive socket between a proxy's requests.
   app.server.headersTimeout = config.keepAliveTimeoutMs + 1000
 
-  app.register(errors)
+  const metrics = new Metrics(readiness)
+  app.addHook('onResponse', async (request, reply) => {
+    const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }
+    metrics.requests.inc(labels)
+    metrics.requestDuration.observe(labels, reply.elapsedTime / 1000)
+  })
+
+  app.register(errors, { onError: (code) => metrics.rejected(code) })
   app.register(requestId)
+  // A JSON API: the defaults that matter are nosniff, no framing, HSTS and no referrer.
+  app.register(helmet, { global: true })
   app.register(cors, { origin: config.corsOrigins === '*' ? '*' : [...config.corsOrigins], exposedHeaders: ['x-request-id', 'retry-after'] })
+  app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, context) => new AppError('RATE_LIMITED',
+      `Too many analyses from your address; try again in ${context.after}.`, { retryAfterS: context.ttl / 1000 })
+  })
   app.register(multipart, { limits: { ...FORM_LIMITS, fileSize: config.maxUploadBytes } })
   app.register(healthRoutes, { readiness })
+  app.register(metricsRoutes, { metrics })
   app.register(analyzeRoutes, {
     readiness,
-    limits: { maxPixels: config.maxImagePixels, timeoutS: Math.ceil(config.inferenceTimeoutMs / 1000) }
+    metrics,
+    admission: new Admission(config.workers + config.queueSize),
+    rateLimit: { max: config.rateLimitMax, timeWindow: config.rateLimitWindowMs },
+    limits: { maxPixels: config.maxImagePixels, timeoutS: Math.ceil(config.inferenceTimeoutMs / 1000) },
+    uploadStallMs: config.uploadStallMs
   })
   app.addHook('onClose', async () => await readiness.close())
   return app

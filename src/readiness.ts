@@ -1,5 +1,6 @@
 import type { Engine } from './inference/engine.js'
 import type { InferencePool } from './inference/pool.js'
+import type { StoreCounters } from './models/counters.js'
 import type { DownloadProgress } from './models/store.js'
 
 export type ReadinessStatus = 'starting' | 'ready' | 'error' | 'stopping'
@@ -12,7 +13,11 @@ export class Readiness {
   status: ReadinessStatus = 'starting'
   reason = 'starting up'
   progress: DownloadProgress | undefined
+  /** The S3 model store's counters, when the model comes from S3 (shown in /health). */
+  store: StoreCounters | undefined
   readonly startedAt = Date.now()
+  /** Seconds from process start to ready (model load and warm-up). */
+  loadSeconds: number | undefined
   #engine: Engine | undefined
   #pool: InferencePool | undefined
 
@@ -36,6 +41,7 @@ export class Readiness {
     this.#pool = engine.pool
     this.status = 'ready'
     this.reason = 'ready'
+    this.loadSeconds = (Date.now() - this.startedAt) / 1000
     this.progress = undefined
   }
 

@@ -47,7 +47,8 @@ t.test('a missing model keeps the process up with /health 503 naming the problem
 })
 
 t.test('a request that outlives SHUTDOWN_GRACE_S does not keep the process alive', async (t) => {
-  const server = await spawnServer(t, { SHUTDOWN_GRACE_S: '0.5', MODEL_PATH: '/nonexistent' })
+  const server = await spawnServer(t, { SHUTDOWN_GRACE_S: '0.5', UPLOAD_STALL_TIMEOUT_S: '60' })
+  await waitReady(server.url)
   // An upload that starts and never finishes.
   const req = request(`${server.url}/api/v2/analyze/guest`, {
     method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=B', 'transfer-encoding': 'chunked' }

@@ -2,6 +2,9 @@ import sharp from 'sharp'
 import { AppError } from '../errors.js'
 import type { ImageFormat } from './sniff.js'
 
+// Every upload is new: libvips' operation cache would only hold memory (up to 50 MB) for nothing.
+sharp.cache(false)
+
 export interface DecodeLimits {
   maxPixels: number
   /** libvips stops work on one image after this long (decompression-bomb and slow-path guard). */

@@ -21,6 +21,8 @@ export interface EngineOptions {
   intraOpThreads: number
   queueSize: number
   inferenceTimeoutMs: number
+  /** Only tests set this (never configuration): it lets them crash a worker on purpose. */
+  testHooks?: boolean
 }
 
 /**
@@ -38,7 +40,8 @@ export async function startEngine (
     outputName: bundle.spec?.output.name,
     workers: options.workers,
     maxQueue: options.queueSize,
-    timeoutMs: options.inferenceTimeoutMs
+    timeoutMs: options.inferenceTimeoutMs,
+    testHooks: options.testHooks
   })
   onPool(pool)
   try {

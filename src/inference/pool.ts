@@ -14,6 +14,8 @@ export interface InferenceOutput {
   data: Float32Array
   dims: number[]
   threadId: number
+  /** Time the model ran in its worker; the rest of the wait was queueing and transfer. */
+  runMs: number
 }
 
 export interface ModelIO {
@@ -28,7 +30,8 @@ export interface PoolStats {
   capacity: number
   queued: number
   completed: number
-  utilization: number
+  /** Workers replaced after a crash or a timeout. */
+  restarts: number
 }
 
 /** The inference side as the rest of the server sees it. */
@@ -39,6 +42,8 @@ export interface InferencePool {
   /** Runs one inference on every worker, so each has its session loaded and its kernels warm. */
   warmUp: (dims: number[]) => Promise<void>
   stats: () => PoolStats
+  /** Kills the worker that takes it; only a pool created with `testHooks` obeys. */
+  crashForTest: () => Promise<unknown>
   close: () => Promise<void>
 }
 
@@ -62,6 +67,8 @@ export function createPool (options: PoolOptions): InferencePool {
   // A worker that dies is replaced by Piscina; its task's promise rejects. Without a listener,
   // an 'error' event with no task attached would crash the process.
   piscina.on('error', () => {})
+  let created = 0
+  piscina.on('workerCreate', () => { created++ })
 
   // Admission is counted here rather than left to Piscina's maxQueue, which lets the queue grow
   // past its limit while workers are still starting.
@@ -80,7 +87,7 @@ export function createPool (options: PoolOptions): InferencePool {
 
   async function runAdmitted (task: InferTask, signal: AbortSignal | undefined): Promise<InferResult> {
     const deadline = AbortSignal.timeout(timeoutMs)
-    const transferList = task.kind === 'infer' ? [task.data.buffer as ArrayBuffer] : []
+    const transferList = task.kind === 'describe' ? [] : [task.data.buffer as ArrayBuffer]
     try {
       return await piscina.run(task, {
         transferList,
@@ -100,7 +107,7 @@ export function createPool (options: PoolOptions): InferencePool {
     async infer (data, dims, signal) {
       // The worker answers each task kind with the same kind (protocol.ts).
       const result = await run({ kind: 'infer', data, dims }, signal) as Extract<InferResult, { kind: 'infer' }>
-      return { data: result.data, dims: result.dims, threadId: result.threadId }
+      return { data: result.data, dims: result.dims, threadId: result.threadId, runMs: result.runMs }
     },
     async describe () {
       const result = await run({ kind: 'describe' }, undefined) as Extract<InferResult, { kind: 'describe' }>
@@ -118,7 +125,12 @@ export function createPool (options: PoolOptions): InferencePool {
       }
     },
     stats () {
-      return { workers, inFlight, capacity, queued: piscina.queueSize, completed: piscina.completed, utilization: piscina.utilization }
+      return {
+        workers, inFlight, capacity, queued: piscina.queueSize, completed: piscina.completed, restarts: Math.max(0, created - workers)
+      }
+    },
+    async crashForTest () {
+      return await run({ kind: 'crash', data: new Float32Array(1), dims: [1] }, undefined)
     },
     async close () {
       await piscina.close({ force: true })

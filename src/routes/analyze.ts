@@ -3,8 +3,11 @@ import { Type } from 'typebox'
 import { analyzeImage } from '../analysis.js'
 import { AppError } from '../errors.js'
 import type { DecodeLimits } from '../imaging/preprocess.js'
+import type { Admission } from '../admission.js'
+import type { Metrics } from '../metrics.js'
 import type { Readiness } from '../readiness.js'
 import { ErrorResponse } from '../schemas.js'
+import { readImagePart } from './upload.js'
 
 const Prediction = Type.Object({ label: Type.String(), confidence: Type.Number() })
 
@@ -14,34 +17,49 @@ const AnalysisResponse = Type.Object({
   predictions: Type.Array(Prediction),
   top: Prediction,
   image: Type.Object({ width: Type.Integer(), height: Type.Integer(), format: Type.String() }),
-  timingsMs: Type.Object({ preprocess: Type.Number(), inference: Type.Number(), total: Type.Number() })
+  timingsMs: Type.Object({ preprocess: Type.Number(), queue: Type.Number(), inference: Type.Number(), total: Type.Number() })
 })
 
 export interface AnalyzeOptions {
   readiness: Readiness
+  metrics: Metrics
+  rateLimit: { max: number, timeWindow: number }
+  admission: Admission
   limits: DecodeLimits
+  /** 408 when an upload sends nothing for this long. */
+  uploadStallMs: number
 }
 
-const analyzeRoutes: FastifyPluginAsyncTypebox<AnalyzeOptions> = async (app, { readiness, limits }) => {
+const analyzeRoutes: FastifyPluginAsyncTypebox<AnalyzeOptions> = async (app, { readiness, metrics, rateLimit, admission, limits, uploadStallMs }) => {
   app.post('/api/v2/analyze/guest', {
+    // Per client IP (X-Forwarded-For only from TRUST_PROXY peers); 0 turns it off.
+    config: { rateLimit: rateLimit.max > 0 ? rateLimit : false },
     schema: {
       consumes: ['multipart/form-data'],
       response: { 200: AnalysisResponse, '4xx': ErrorResponse, '5xx': ErrorResponse }
+    },
+    // Refused before the body is read: a full server spends nothing on an upload it cannot serve.
+    onRequest: async (_request, reply) => {
+      if (readiness.engine === undefined) throw new AppError('NOT_READY')
+      const release = admission.tryEnter()
+      if (release === undefined) throw new AppError('OVERLOADED')
+      // 'close' fires once however the exchange ends: answered, failed or abandoned.
+      reply.raw.once('close', release)
     }
   }, async (request, reply) => {
-    const engine = readiness.engine
-    if (engine === undefined) throw new AppError('NOT_READY')
-    // The first file part, whatever its field name; fields before it are skipped.
-    const file = await request.file()
-    if (file === undefined) throw new AppError('NO_IMAGE')
-    const bytes = await file.toBuffer()
+    // onRequest checked it, and an engine once ready is never taken away.
+    const engine = readiness.engine!
+    const bytes = await readImagePart(request, uploadStallMs)
     // A client that goes away stops waiting for a worker, which frees its queue slot.
-    const gone = new AbortController()
     // (The listener is removed before the reply is sent, so a normal close never aborts.)
+    const gone = new AbortController()
     const onClose = () => gone.abort()
     reply.raw.once('close', onClose)
     try {
       const analysis = await analyzeImage(bytes, engine, limits, gone.signal)
+      metrics.preprocess.observe(analysis.timingsMs.preprocess / 1000)
+      metrics.queueWait.observe(analysis.timingsMs.queue / 1000)
+      metrics.inference.observe(analysis.timingsMs.inference / 1000)
       return { requestId: request.id, ...analysis }
     } finally {
       reply.raw.off('close', onClose)

@@ -3,17 +3,28 @@ import { Type } from 'typebox'
 import type { Readiness } from '../readiness.js'
 import { ModelInfo } from '../schemas.js'
 
+// The S3 model store's counters (src/models/counters.ts); absent without S3.
+const StoreStats = Type.Object({
+  cacheHits: Type.Integer(),
+  cacheMisses: Type.Integer(),
+  downloadedBytes: Type.Integer(),
+  retries: Type.Integer(),
+  lastDownload: Type.Optional(Type.Object({ bytes: Type.Integer(), durationMs: Type.Number(), mbPerS: Type.Number() }))
+})
+
 const Ready = Type.Object({
   status: Type.Literal('ok'),
   model: ModelInfo,
   workers: Type.Integer(),
-  uptimeS: Type.Number()
+  uptimeS: Type.Number(),
+  store: Type.Optional(StoreStats)
 })
 
 const NotReady = Type.Object({
   status: Type.String(),
   reason: Type.String(),
-  model: Type.Optional(Type.Object({ downloadedBytes: Type.Number(), totalBytes: Type.Number() }))
+  model: Type.Optional(Type.Object({ downloadedBytes: Type.Number(), totalBytes: Type.Number() })),
+  store: Type.Optional(StoreStats)
 })
 
 // Load balancers poll these; they answer from memory and never touch the pool.
@@ -25,7 +36,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness }> = async 
     const engine = readiness.status === 'ready' ? readiness.engine : undefined
     if (engine === undefined) {
       reply.code(503).header('cache-control', 'no-store')
-      return { status: readiness.status, reason: readiness.reason, model: readiness.progress }
+      return { status: readiness.status, reason: readiness.reason, model: readiness.progress, store: readiness.store?.snapshot() }
     }
     const { spec, source, sourceError } = engine.model
     reply.header('cache-control', 'no-store')
@@ -33,7 +44,8 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness }> = async 
       status: 'ok' as const,
       model: { name: spec.name, version: spec.version, format: spec.format, source, demo: spec.demo, sourceError, warnings: [...spec.warnings] },
       workers: engine.pool.workers,
-      uptimeS: Math.round((Date.now() - readiness.startedAt) / 100) / 10
+      uptimeS: Math.round((Date.now() - readiness.startedAt) / 100) / 10,
+      store: readiness.store?.snapshot()
     }
   })
 

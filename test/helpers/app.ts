@@ -14,6 +14,8 @@ export interface TestAppOptions {
   modelPath?: string
   /** Leave the readiness at 'starting' (no model loaded). */
   notReady?: boolean
+  /** Build the pool with test hooks (crashForTest). */
+  testHooks?: boolean
 }
 
 export async function testApp (t: Test, o: TestAppOptions = {}) {
@@ -23,7 +25,7 @@ export async function testApp (t: Test, o: TestAppOptions = {}) {
   const app = buildApp({ config, readiness })
   t.teardown(async () => await app.close())
   if (o.notReady !== true) {
-    const engine = await startEngine(await localStore(config.modelPath).resolve(), config, (p) => readiness.trackPool(p))
+    const engine = await startEngine(await localStore(config.modelPath).resolve(), { ...config, testHooks: o.testHooks }, (p) => readiness.trackPool(p))
     readiness.ready(engine)
   }
   return { app, readiness, config }

@@ -1,0 +1,69 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { ErrorCode } from './errors.js'
+import type { Readiness } from './readiness.js'
+
+// Why a request was turned away, as the rejections counter labels it.
+const REJECTION_REASON: Partial<Record<ErrorCode, string>> = {
+  OVERLOADED: 'overloaded',
+  NOT_READY: 'not_ready',
+  RATE_LIMITED: 'rate_limited',
+  INFERENCE_TIMEOUT: 'timeout',
+  REQUEST_TIMEOUT: 'timeout',
+  BAD_REQUEST: 'bad_input',
+  NO_IMAGE: 'bad_input',
+  PAYLOAD_TOO_LARGE: 'bad_input',
+  IMAGE_TOO_LARGE: 'bad_input',
+  UNSUPPORTED_MEDIA_TYPE: 'bad_input',
+  UNDECODABLE_IMAGE: 'bad_input',
+  UNSUITABLE_IMAGE: 'bad_input'
+}
+
+// Seconds; from a cached-decode 640×480 (~5 ms) to a pathological upload near the deadline.
+const STAGE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+
+/** The Prometheus metrics of one app (its own registry, so test apps do not share counters). */
+export class Metrics {
+  readonly registry = new Registry()
+  readonly requests: Counter<'method' | 'route' | 'status'>
+  readonly requestDuration: Histogram<'method' | 'route' | 'status'>
+  readonly preprocess: Histogram
+  readonly inference: Histogram
+  readonly queueWait: Histogram
+  readonly rejections: Counter<'reason'>
+
+  constructor (readiness: Readiness) {
+    const registers = [this.registry]
+    collectDefaultMetrics({ register: this.registry })
+    this.requests = new Counter({ name: 'http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers })
+    this.requestDuration = new Histogram({
+      name: 'http_request_duration_seconds', help: 'Time to answer, by route and status', labelNames: ['method', 'route', 'status'], buckets: STAGE_BUCKETS, registers
+    })
+    this.preprocess = new Histogram({ name: 'shine_preprocess_seconds', help: 'Sniff, decode, resize and tensor', buckets: STAGE_BUCKETS, registers })
+    this.inference = new Histogram({ name: 'shine_inference_seconds', help: 'Model run time in a worker', buckets: STAGE_BUCKETS, registers })
+    this.queueWait = new Histogram({ name: 'shine_queue_wait_seconds', help: 'Wait for a free worker (and tensor transfer)', buckets: STAGE_BUCKETS, registers })
+    this.rejections = new Counter({ name: 'shine_rejections_total', help: 'Requests turned away, by reason', labelNames: ['reason'], registers })
+    const pool = () => readiness.engine?.pool.stats()
+    new Gauge({ name: 'shine_queue_depth', help: 'Inferences waiting for a worker', registers, collect () { this.set(pool()?.queued ?? 0) } })
+    new Gauge({
+      name: 'shine_workers_busy', help: 'Workers running an inference', registers,
+      collect () { const s = pool(); this.set(s === undefined ? 0 : Math.min(s.workers, s.inFlight - s.queued)) }
+    })
+    new Gauge({ name: 'shine_workers', help: 'Inference workers', registers, collect () { this.set(pool()?.workers ?? 0) } })
+    new Gauge({ name: 'shine_worker_restarts', help: 'Workers replaced after a crash or timeout', registers, collect () { this.set(pool()?.restarts ?? 0) } })
+    new Gauge({
+      name: 'shine_model_info', help: 'The served model (value 1)', labelNames: ['name', 'version', 'source'], registers,
+      collect () {
+        this.reset()
+        const model = readiness.engine?.model
+        if (model !== undefined) this.set({ name: model.spec.name, version: model.spec.version, source: model.source }, 1)
+      }
+    })
+    new Gauge({ name: 'shine_model_load_seconds', help: 'Boot to ready: model resolve/download, verify, worker start and warm-up', registers, collect () { this.set(readiness.loadSeconds ?? 0) } })
+    new Gauge({ name: 'shine_ready', help: '1 when /health answers 200', registers, collect () { this.set(readiness.status === 'ready' ? 1 : 0) } })
+  }
+
+  rejected (code: ErrorCode): void {
+    const reason = REJECTION_REASON[code]
+    if (reason !== undefined) this.rejections.inc({ reason })
+  }
+}
