@@ -9,6 +9,7 @@ import type { Config } from './config.js'
 import { AppError } from './errors.js'
 import { Metrics } from './metrics.js'
 import errors from './plugins/errors.js'
+import httpMetrics from './plugins/http-metrics.js'
 import requestId, { requestIdFor } from './plugins/request-id.js'
 import type { Readiness } from './readiness.js'
 import analyzeRoutes from './routes/analyze.js'
@@ -41,12 +42,7 @@ export function buildApp ({ config, readiness, logger }: AppDeps): FastifyInstan
   app.server.headersTimeout = config.keepAliveTimeoutMs + 1000
 
   const metrics = new Metrics(readiness)
-  app.addHook('onResponse', async (request, reply) => {
-    const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }
-    metrics.requests.inc(labels)
-    metrics.requestDuration.observe(labels, reply.elapsedTime / 1000)
-  })
-
+  app.register(httpMetrics, { metrics })
   app.register(errors, { onError: (code) => metrics.rejected(code) })
   app.register(requestId)
   // A JSON API: the defaults that matter are nosniff, no framing, HSTS and no referrer.
