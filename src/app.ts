@@ -8,6 +8,7 @@ import { Admission } from './admission.js'
 import type { Config } from './config.js'
 import { AppError } from './errors.js'
 import { Metrics } from './metrics.js'
+import draining from './plugins/draining.js'
 import errors from './plugins/errors.js'
 import httpMetrics from './plugins/http-metrics.js'
 import requestId, { requestIdFor } from './plugins/request-id.js'
@@ -35,6 +36,8 @@ export function buildApp ({ config, readiness, logger }: AppDeps): FastifyInstan
     },
     genReqId: requestIdFor,
     trustProxy: typeof config.trustProxy === 'object' ? [...config.trustProxy] : config.trustProxy,
+    // Shutdown answers come from plugins/draining.ts, in the API's error shape.
+    return503OnClosing: false,
     keepAliveTimeout: config.keepAliveTimeoutMs,
     requestTimeout: config.requestTimeoutMs
   }).withTypeProvider<TypeBoxTypeProvider>()
@@ -45,6 +48,7 @@ export function buildApp ({ config, readiness, logger }: AppDeps): FastifyInstan
   app.register(httpMetrics, { metrics })
   app.register(errors, { onError: (code) => metrics.rejected(code) })
   app.register(requestId)
+  app.register(draining, { readiness })
   // A JSON API: the defaults that matter are nosniff, no framing, HSTS and no referrer.
   app.register(helmet, { global: true })
   app.register(cors, { origin: config.corsOrigins === '*' ? '*' : [...config.corsOrigins], exposedHeaders: ['x-request-id', 'retry-after'] })

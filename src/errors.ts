@@ -99,7 +99,8 @@ export function toErrorReply (err: unknown, requestId: string): ErrorReply {
   const headers: Record<string, string> = {}
   const retryAfter = appError.retryAfterS ?? RETRY_AFTER_S[appError.code]
   if (retryAfter !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfter)))
-  // A 5xx body never carries an internal message; the log has the full error.
-  const message = status >= 500 ? ERRORS[appError.code].message : appError.message
+  // Messages of foreign errors never reach the body (classifyError gives them ours); INTERNAL
+  // always says the same thing, whatever detail was attached. The log has the full error.
+  const message = appError.code === 'INTERNAL' ? ERRORS.INTERNAL.message : appError.message
   return { statusCode: status, headers, body: { error: { code: appError.code, message }, requestId } }
 }

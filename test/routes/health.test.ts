@@ -42,3 +42,15 @@ t.test('stopping: 503 so the load balancer drains', async (t) => {
   t.same(res.json(), { status: 'stopping', reason: 'shutting down' })
   t.ok(readiness.engine, 'in-flight work can still reach the engine')
 })
+
+t.test('while stopping, new analyses get 503 NOT_READY in our shape and connections close', async (t) => {
+  const { app, readiness } = await testApp(t)
+  readiness.stopping()
+  const fd = new FormData()
+  fd.append('image', new Blob([Buffer.from('x')]), 'a.jpg')
+  const res = await app.inject({ method: 'POST', url: '/api/v2/analyze/guest', payload: fd })
+  t.equal(res.statusCode, 503)
+  t.match(res.json(), { error: { code: 'NOT_READY', message: /shutting down/ } })
+  t.equal(res.headers.connection, 'close')
+  t.equal((await app.inject('/health/live')).headers.connection, 'close')
+})
