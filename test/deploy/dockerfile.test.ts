@@ -1,0 +1,35 @@
+// What the Dockerfile must promise. The container smoke test in .ci/run builds and runs the image
+// for real (healthy, non-root, one analysis, clean SIGTERM stop); these checks name each promise.
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import t from 'tap'
+import { REPO_ROOT } from '../helpers/nginx.js'
+
+const read = async (file: string) => await readFile(join(REPO_ROOT, file), 'utf8')
+
+t.test('Dockerfile', async (t) => {
+  const text = await read('Dockerfile')
+  const lines = text.split('\n')
+  t.equal(lines[0], 'ARG BASE_IMAGE=node:24-bookworm-slim', 'Node 24 LTS, and a base CI can swap')
+  t.equal(lines[1], 'FROM ${BASE_IMAGE} AS build')
+  t.notMatch(text, /^#\s*syntax\s*=/m, 'no syntax line: builds with any builder, offline')
+  t.equal(text.match(/^FROM /gm)?.length, 2, 'two stages: build and runtime')
+  t.match(text, /^ENV ONNXRUNTIME_NODE_INSTALL=skip$/m)
+  t.match(text, /npm prune --omit=dev/, 'the runtime gets production dependencies only')
+  t.match(text, /onnxruntime-node\/bin\/napi-v6/, 'ONNX Runtime binaries for other platforms are pruned')
+  t.match(text, /libjemalloc2/)
+  t.match(text, /LD_PRELOAD=libjemalloc\.so\.2/)
+  t.match(text, /^USER node$/m)
+  t.match(text, /^EXPOSE 8000$/m)
+  t.match(text, /^HEALTHCHECK .*\n.*fetch\(.*\/health\/live/m, 'HEALTHCHECK on liveness with Node\'s fetch')
+  t.match(text, /^CMD \["node", "--enable-source-maps", "dist\/server\.js"\]$/m)
+})
+
+t.test('Procfile starts the build, the same command as the image', async (t) => {
+  t.equal(await read('Procfile'), 'web: node --enable-source-maps dist/server.js\n')
+})
+
+t.test('.dockerignore keeps local state out of the build context', async (t) => {
+  const ignored = (await read('.dockerignore')).split('\n').map((l) => l.trim())
+  for (const entry of ['**/node_modules', 'dist', 'models', '.git', '.tap', 'coverage']) t.ok(ignored.includes(entry), entry)
+})

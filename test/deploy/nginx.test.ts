@@ -1,0 +1,145 @@
+// The repository's nginx config, run by a real nginx in front of the real app on loopback ports.
+import { request } from 'node:http'
+import t from 'tap'
+import { jpeg } from '../fixtures/images.js'
+import { form } from '../helpers/app.js'
+import { SKIN_LABELS } from '../helpers/model.js'
+import { appBehindNginx, freePort, startNginx, type Echo } from '../helpers/nginx.js'
+
+const MiB = 2 ** 20
+const ANALYZE = '/api/v2/analyze/guest'
+
+/** A valid JPEG grown to `size` bytes with APP15 segments, which decoders skip. */
+function paddedJpeg (base: Buffer, size: number): Buffer {
+  const segment = Buffer.alloc(2 + 0xffff)
+  segment.writeUInt16BE(0xffef, 0)
+  segment.writeUInt16BE(0xffff, 2) // the length counts itself, not the marker
+  const count = Math.ceil((size - base.length) / segment.length)
+  return Buffer.concat([base.subarray(0, 2), ...Array<Buffer>(count).fill(segment), base.subarray(2)])
+}
+
+/**
+ * A request over node:http (fetch cannot set Host), with an explicit Content-Length. The answer is
+ * read even if nginx stops reading the body early, as it does for a 413.
+ */
+async function send (url: string, o: { method?: string, headers?: Record<string, string>, body?: Buffer, chunked?: boolean } = {}) {
+  return await new Promise<{ status: number, headers: Record<string, unknown>, body: string }>((resolve, reject) => {
+    // Without a Content-Length node:http sends the body chunked, as an ALB may for an HTTP/2 client.
+    const length = o.body === undefined || o.chunked === true ? {} : { 'content-length': String(o.body.length) }
+    const headers = { ...o.headers, ...length }
+    const req = request(url, { method: o.method ?? 'GET', headers }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => { text += d })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }))
+    })
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err)
+    })
+    req.end(o.body)
+  })
+}
+
+t.test('through nginx', async (t) => {
+  const { nginx, upstreamConnections } = await appBehindNginx(t)
+
+  t.test('/health answers through the proxy and stays out of the access log', async (t) => {
+    const health = await fetch(`${nginx.url}/health`)
+    t.equal(health.status, 200)
+    t.match(await health.json(), { status: 'ok', model: { name: 'tiny-test' }, workers: 2 })
+    t.equal((await fetch(`${nginx.url}/health/live`)).status, 200)
+    t.equal((await fetch(`${nginx.url}/_test/echo`, { headers: { 'x-request-id': 'logged-1' } })).status, 200)
+    const log = await nginx.accessLog()
+    t.match(log, /"GET \/_test\/echo HTTP\/1\.1" 200 .* rid=logged-1 /, 'other requests are logged with their id')
+    t.notMatch(log, /GET \/health/, '/health is not logged')
+  })
+
+  t.test('x-request-id, the client address and the forwarded headers reach the app', async (t) => {
+    // As the ALB sends it: the client's address in X-Forwarded-For, TLS ended at the ALB.
+    const res = await send(`${nginx.url}/_test/echo`, {
+      headers: { 'x-request-id': 'req-42.abc', 'x-forwarded-for': '203.0.113.7', 'x-forwarded-proto': 'https', host: 'api.example' }
+    })
+    const echo = JSON.parse(res.body) as Echo
+    t.equal(res.headers['x-request-id'], 'req-42.abc')
+    t.equal(echo.id, 'req-42.abc')
+    t.equal(echo.headers['x-request-id'], 'req-42.abc')
+    t.equal(echo.headers['x-forwarded-for'], '203.0.113.7, 127.0.0.1', 'nginx appends the address it saw')
+    t.equal(echo.ip, '203.0.113.7', 'the app trusts loopback nginx for the client address')
+    t.equal(echo.headers['x-forwarded-proto'], 'https')
+    t.equal(echo.protocol, 'https')
+    t.equal(echo.headers['x-forwarded-host'], 'api.example')
+    t.equal(echo.headers.host, 'api.example')
+    t.equal(echo.headers['x-real-ip'], '127.0.0.1')
+
+    const direct = await (await fetch(`${nginx.url}/_test/echo`)).json() as Echo
+    t.match(direct.id, /^[0-9a-f]{32}$/, 'without an id nginx mints one and the app uses it')
+    t.equal(direct.headers['x-forwarded-proto'], 'http')
+    t.equal(direct.ip, '127.0.0.1')
+
+    const unsafe = await fetch(`${nginx.url}/_test/echo`, { headers: { 'x-request-id': 'a"b' } })
+    const unsafeEcho = await unsafe.json() as Echo
+    t.match(unsafeEcho.id, /^[0-9a-f]{32}$/, 'an id that is unsafe to log or embed in JSON is replaced')
+    t.equal(unsafe.headers.get('x-request-id'), unsafeEcho.id)
+  })
+
+  t.test('a ~90 MB upload reaches the app and gets its answer', async (t) => {
+    const photo = paddedJpeg(await jpeg({ width: 640, height: 480, seed: 5 }), 90 * MiB)
+    const res = await fetch(`${nginx.url}${ANALYZE}`, { method: 'POST', body: form(photo), headers: { 'x-request-id': 'big-upload' } })
+    const body = await res.json() as { requestId: string, predictions: unknown[], image: unknown }
+    t.equal(res.status, 200, JSON.stringify(body).slice(0, 300))
+    t.equal(body.requestId, 'big-upload')
+    t.same(body.image, { width: 640, height: 480, format: 'jpeg' })
+    t.equal(body.predictions.length, SKIN_LABELS.length)
+  })
+
+  t.test('a 101 MB upload gets nginx\'s 413 in the API\'s error shape', async (t) => {
+    for (const chunked of [false, true]) {
+      const res = await send(`${nginx.url}${ANALYZE}`, {
+        method: 'POST',
+        body: Buffer.alloc(101 * MiB),
+        chunked,
+        headers: { 'content-type': 'multipart/form-data; boundary=x', 'x-request-id': 'too-big' }
+      })
+      const how = chunked ? 'chunked' : 'with Content-Length'
+      t.equal(res.status, 413, how)
+      t.match(res.headers['content-type'], /^application\/json/, how)
+      t.equal(res.headers['x-request-id'], 'too-big', how)
+      t.same(JSON.parse(res.body), {
+        error: { code: 'PAYLOAD_TOO_LARGE', message: 'The upload is larger than 100 MB; send a smaller image.' },
+        requestId: 'too-big'
+      }, how)
+    }
+  })
+
+  t.test('the app\'s own errors pass through untouched', async (t) => {
+    const res = await fetch(`${nginx.url}${ANALYZE}`, { method: 'POST', body: form(Buffer.from('not an image')), headers: { 'x-request-id': 'bad-1' } })
+    t.equal(res.status, 415)
+    t.match(await res.json(), { error: { code: 'UNSUPPORTED_MEDIA_TYPE' }, requestId: 'bad-1' })
+  })
+
+  t.test('nginx keeps upstream connections alive', async (t) => {
+    const before = upstreamConnections()
+    for (let i = 0; i < 20; i++) await (await fetch(`${nginx.url}/_test/echo`)).arrayBuffer()
+    // At most one new connection per nginx worker, not one per request.
+    t.ok(upstreamConnections() - before <= 4, `${upstreamConnections() - before} new upstream connections for 20 requests`)
+  })
+})
+
+t.test('nginx\'s 502 when the app is down is JSON in the API\'s shape', async (t) => {
+  const nginx = await startNginx(t, { upstreamPort: await freePort() })
+  const res = await fetch(`${nginx.url}${ANALYZE}`, { method: 'POST', body: form(Buffer.from('x')), headers: { 'x-request-id': 'down-1' } })
+  t.equal(res.status, 502)
+  t.match(res.headers.get('content-type'), /^application\/json/)
+  t.equal(res.headers.get('x-request-id'), 'down-1')
+  t.match(await res.json(), { error: { code: 'BAD_GATEWAY', message: /restarting or unavailable/ }, requestId: 'down-1' })
+})
+
+t.test('nginx\'s 504 is JSON in the API\'s shape (read timeout shortened for the test)', async (t) => {
+  const { nginx } = await appBehindNginx(t, {
+    overrides: [['conf.d/elasticbeanstalk/00_application.conf', 'proxy_read_timeout      900s;', 'proxy_read_timeout      1s;']]
+  })
+  const res = await fetch(`${nginx.url}/_test/slow?ms=2000`, { headers: { 'x-request-id': 'slow-1' } })
+  t.equal(res.status, 504)
+  t.match(res.headers.get('content-type'), /^application\/json/)
+  t.match(await res.json(), { error: { code: 'GATEWAY_TIMEOUT' }, requestId: 'slow-1' })
+})
