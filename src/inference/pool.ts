@@ -1,6 +1,6 @@
 import { Piscina } from 'piscina'
-import { AppError } from '../errors.js'
 import type { TensorMetadata } from '../models/manifest.js'
+import { Dispatcher } from './dispatcher.js'
 import type { InferResult, InferTask, WorkerInit } from './protocol.js'
 
 export interface PoolOptions extends WorkerInit {
@@ -51,15 +51,12 @@ export interface InferencePool {
 /* c8 ignore next: the .js branch runs only in the built server (covered by the spawned smoke test) */
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
 
-const isAbort = (err: unknown) => err instanceof Error && err.name === 'AbortError'
-
 export function createPool (options: PoolOptions): InferencePool {
   const { workers, maxQueue, timeoutMs, ...init } = options
   const piscina = new Piscina<InferTask, InferResult>({
     filename: WORKER_URL.href,
     minThreads: workers,
     maxThreads: workers,
-    maxQueue,
     // Workers never idle out: each holds a loaded session that is expensive to rebuild.
     idleTimeout: Number.MAX_SAFE_INTEGER,
     workerData: init
@@ -69,38 +66,14 @@ export function createPool (options: PoolOptions): InferencePool {
   piscina.on('error', () => {})
   let created = 0
   piscina.on('workerCreate', () => { created++ })
-
-  // Admission is counted here rather than left to Piscina's maxQueue, which lets the queue grow
-  // past its limit while workers are still starting.
-  const capacity = workers + maxQueue
-  let inFlight = 0
-
-  async function run (task: InferTask, signal: AbortSignal | undefined): Promise<InferResult> {
-    if (inFlight >= capacity) throw new AppError('OVERLOADED')
-    inFlight++
-    try {
-      return await runAdmitted(task, signal)
-    } finally {
-      inFlight--
-    }
-  }
-
-  async function runAdmitted (task: InferTask, signal: AbortSignal | undefined): Promise<InferResult> {
-    const deadline = AbortSignal.timeout(timeoutMs)
-    const transferList = task.kind === 'describe' ? [] : [task.data.buffer as ArrayBuffer]
-    try {
-      return await piscina.run(task, {
-        transferList,
-        signal: signal === undefined ? deadline : AbortSignal.any([deadline, signal])
-      })
-    } catch (err) {
-      // Aborting a running task terminates its worker, so a timed-out result is never used.
-      if (isAbort(err) && deadline.aborted) {
-        throw new AppError('INFERENCE_TIMEOUT', undefined, { cause: err })
-      }
-      throw err
-    }
-  }
+  // Piscina only ever holds as many tasks as there are workers; the dispatcher queues the rest.
+  const dispatcher = new Dispatcher<InferTask, InferResult>({
+    concurrency: workers,
+    maxWaiting: maxQueue,
+    timeoutMs,
+    start: async (task) => await piscina.run(task, { transferList: task.kind === 'describe' ? [] : [task.data.buffer as ArrayBuffer] })
+  })
+  const run = async (task: InferTask, signal?: AbortSignal) => await dispatcher.run(task, signal)
 
   return {
     workers,
@@ -110,7 +83,7 @@ export function createPool (options: PoolOptions): InferencePool {
       return { data: result.data, dims: result.dims, threadId: result.threadId, runMs: result.runMs }
     },
     async describe () {
-      const result = await run({ kind: 'describe' }, undefined) as Extract<InferResult, { kind: 'describe' }>
+      const result = await run({ kind: 'describe' }) as Extract<InferResult, { kind: 'describe' }>
       return { inputs: result.inputs, outputs: result.outputs }
     },
     async warmUp (dims) {
@@ -126,11 +99,16 @@ export function createPool (options: PoolOptions): InferencePool {
     },
     stats () {
       return {
-        workers, inFlight, capacity, queued: piscina.queueSize, completed: piscina.completed, restarts: Math.max(0, created - workers)
+        workers,
+        inFlight: dispatcher.running + dispatcher.waiting,
+        capacity: dispatcher.capacity,
+        queued: dispatcher.waiting,
+        completed: piscina.completed,
+        restarts: Math.max(0, created - workers)
       }
     },
     async crashForTest () {
-      return await run({ kind: 'crash', data: new Float32Array(1), dims: [1] }, undefined)
+      return await run({ kind: 'crash', data: new Float32Array(1), dims: [1] })
     },
     async close () {
       await piscina.close({ force: true })

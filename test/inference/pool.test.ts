@@ -57,23 +57,31 @@ t.test('a full queue is refused at once and maps to OVERLOADED', async (t) => {
   t.equal(settled.filter((s) => s.status === 'fulfilled').length, 12 - refused.length, 'the rest completed')
 })
 
-t.test('an inference over its deadline is INFERENCE_TIMEOUT and the pool recovers', async (t) => {
+t.test('an inference over its deadline is INFERENCE_TIMEOUT; its worker is left to finish, not killed', async (t) => {
   const size = 1024
   const bundle = await writeBundle(t.testdir(), buildTinyClassifier({ seed: 1, classes: 2, size, layout: 'NCHW' }), { name: 'slow', version: '1' })
   const p = createPool({ modelFile: bundle.modelPath, intraOpThreads: 1, workers: 1, maxQueue: 4, timeoutMs: 1 })
   t.teardown(async () => await p.close())
   await t.rejects(p.infer(tensor(0.2, 3 * size * size), [1, 3, size, size]), { name: 'AppError', code: 'INFERENCE_TIMEOUT' })
-  const healthy = await writeTinyBundle(t.testdir())
-  const q = createPool({ modelFile: healthy.modelPath, intraOpThreads: 1, workers: 1, maxQueue: 4, timeoutMs: 30_000 })
-  t.teardown(async () => await q.close())
-  t.equal((await q.infer(tensor(0.2), dims)).data.length, 8)
+  t.equal(p.stats().inFlight, 1, 'the slot stays taken while the worker still runs')
+  while (p.stats().inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(p.stats().restarts, 0, 'terminating a worker inside onnxruntime would abort the process')
 })
 
-t.test('a caller that aborts gets an AbortError, not a timeout', async (t) => {
-  const p = await pool(t)
+t.test('a caller that aborts gets an AbortError and its queued task is dropped', async (t) => {
+  const p = await pool(t, { workers: 1 })
+  await p.warmUp(dims)
   const gone = new AbortController()
   gone.abort()
   await t.rejects(p.infer(tensor(0), dims, gone.signal), { name: 'AbortError' })
+  const leaving = new AbortController()
+  const running = p.infer(tensor(0.1), dims)
+  const queued = p.infer(tensor(0.2), dims, leaving.signal)
+  t.equal(p.stats().queued, 1)
+  leaving.abort()
+  await t.rejects(queued, { name: 'AbortError' })
+  t.equal(p.stats().queued, 0, 'removed from the queue at once')
+  t.equal((await running).data.length, 8)
   t.equal((await p.infer(tensor(0), dims)).data.length, 8, 'still serving')
 })
 
@@ -81,4 +89,24 @@ t.test('a model that cannot load fails its tasks instead of hanging', async (t) 
   const p = createPool({ modelFile: '/nonexistent/model.onnx', intraOpThreads: 1, workers: 1, maxQueue: 4, timeoutMs: 30_000 })
   t.teardown(async () => await p.close())
   await t.rejects(p.warmUp(dims))
+})
+
+t.test('a caller that leaves while its inference runs does not get the worker killed', async (t) => {
+  // Terminating a worker inside session.run aborted the whole process (Napi::Error → SIGABRT).
+  const size = 1024
+  const bundle = await writeBundle(t.testdir(), buildTinyClassifier({ seed: 1, classes: 2, size, layout: 'NCHW' }), { name: 'slow', version: '1' })
+  const p = createPool({ modelFile: bundle.modelPath, intraOpThreads: 1, workers: 1, maxQueue: 4, timeoutMs: 30_000 })
+  t.teardown(async () => await p.close())
+  const big = [1, 3, size, size]
+  await p.warmUp(big)
+  for (let i = 0; i < 5; i++) {
+    const gone = new AbortController()
+    const pending = p.infer(tensor(0.3, 3 * size * size), big, gone.signal)
+    await new Promise((resolve) => setTimeout(resolve, 2))
+    gone.abort()
+    await t.rejects(pending, { name: 'AbortError' })
+  }
+  while (p.stats().inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(p.stats().restarts, 0)
+  t.equal((await p.infer(tensor(0.3, 3 * size * size), big)).data.length, 2)
 })
