@@ -111,7 +111,9 @@ export function createPool (options: PoolOptions): InferencePool {
       return await run({ kind: 'crash', data: new Float32Array(1), dims: [1] })
     },
     async close () {
-      await piscina.close({ force: true })
+      // Not forced: a worker terminated inside session.run takes the process down with it.
+      // Piscina lets running tasks finish (closeTimeout, 30 s, bounds it).
+      await piscina.close()
     }
   }
 }

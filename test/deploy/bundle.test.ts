@@ -82,7 +82,7 @@ t.test('npm run bundle builds a zip EB can use', async (t) => {
   t.ok(entries.every((e) => e.madeBy === 3 && e.mode === 0o100644), 'Unix regular files, mode 0644')
 
   const byName = new Map(entries.map((e) => [e.name, e.data]))
-  t.equal(byName.get('Procfile')?.toString(), 'web: node --enable-source-maps dist/server.js\n', 'starts the build, never builds at boot')
+  t.equal(byName.get('Procfile')?.toString(), 'web: node --enable-source-maps --initial-old-space-size=256 dist/server.js\n', 'starts the build, never builds at boot')
   for (const file of ['nginx.conf', 'conf.d/elasticbeanstalk/00_application.conf']) {
     t.same(byName.get(`.platform/nginx/${file}`), await readFile(join(REPO_ROOT, 'nginx', file)), `.platform/nginx/${file} is nginx/${file}`)
   }

@@ -22,11 +22,11 @@ t.test('Dockerfile', async (t) => {
   t.match(text, /^USER node$/m)
   t.match(text, /^EXPOSE 8000$/m)
   t.match(text, /^HEALTHCHECK .*\n.*fetch\(.*\/health\/live/m, 'HEALTHCHECK on liveness with Node\'s fetch')
-  t.match(text, /^CMD \["node", "--enable-source-maps", "dist\/server\.js"\]$/m)
+  t.match(text, /^CMD \["node", "--enable-source-maps", "--initial-old-space-size=256", "dist\/server\.js"\]$/m)
 })
 
 t.test('Procfile starts the build, the same command as the image', async (t) => {
-  t.equal(await read('Procfile'), 'web: node --enable-source-maps dist/server.js\n')
+  t.equal(await read('Procfile'), 'web: node --enable-source-maps --initial-old-space-size=256 dist/server.js\n')
 })
 
 t.test('.dockerignore keeps local state out of the build context', async (t) => {
