@@ -3,7 +3,9 @@
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { startEngine } from './inference/engine.js'
-import { localStore, type ModelStore } from './models/store.js'
+import { backoffDelay, sleep } from './models/backoff.js'
+import { StoreCounters } from './models/counters.js'
+import { StoreError, localStore, type ModelStore } from './models/store.js'
 import { Readiness } from './readiness.js'
 
 let config: Config
@@ -17,7 +19,11 @@ try {
 
 const readiness = new Readiness()
 const app = buildApp({ config, readiness })
-const store: ModelStore = localStore(config.modelPath)
+if (config.s3 !== undefined) readiness.store = new StoreCounters()
+const store: ModelStore = config.s3 === undefined
+  ? localStore(config.modelPath)
+  // Imported only when used: the AWS SDK adds ~90 ms to every local-only start.
+  : (await import('./models/s3-store.js')).s3Store({ s3: config.s3, modelDir: config.modelDir, tuning: config.modelStore, counters: readiness.store, log: app.log })
 
 async function boot (): Promise<void> {
   readiness.starting('loading the model')
@@ -51,9 +57,37 @@ async function shutdown (signal: string): Promise<void> {
 process.once('SIGTERM', () => { void shutdown('SIGTERM') })
 process.once('SIGINT', () => { void shutdown('SIGINT') })
 
+// S3 failures (credentials, permissions, a push in progress, throttling) can heal, so boot is
+// retried with backoff while /health says why; the process never exits into a crash loop.
+// A local MODEL_PATH does not fix itself: it fails once. Returns the wait before the next attempt.
+async function attemptBoot (attempt: number): Promise<number | undefined> {
+  try {
+    await boot()
+    return undefined
+  } catch (err) {
+    const reason = (err as Error).message
+    if (config.s3 === undefined) {
+      readiness.failed(reason)
+      app.log.error({ err }, 'model failed to load; /health answers 503')
+      return undefined
+    }
+    const delayMs = backoffDelay(attempt, 1000, config.modelStore.retry.maxDelayMs)
+    readiness.failed(`${reason} (attempt ${attempt}; retrying in ${Math.ceil(delayMs / 1000)} s)`)
+    // A StoreError's message says it all; anything else keeps its stack for the log.
+    app.log.error({ ...(err instanceof StoreError ? { reason } : { err }), attempt, retryInMs: delayMs }, 'model failed to load; retrying')
+    return delayMs
+  }
+}
+
+// A shutdown during a wait exits the process (shutdown() ends in process.exit).
+async function bootWithRetries (): Promise<void> {
+  let attempt = 1
+  let wait = await attemptBoot(attempt)
+  while (wait !== undefined) {
+    await sleep(wait)
+    wait = await attemptBoot(++attempt)
+  }
+}
+
 await app.listen({ port: config.port, host: config.host })
-boot().catch((err: unknown) => {
-  const reason = err instanceof Error ? err.message : String(err)
-  readiness.failed(reason)
-  app.log.error({ err }, 'model failed to load; /health answers 503')
-})
+void bootWithRetries()

@@ -63,3 +63,33 @@ t.test('the process environment is not read behind the caller\'s back', async (t
 t.test('S3 region falls back to us-east-1', async (t) => {
   t.equal(loadConfig({ S3_BUCKET: 'bkt', S3_MODEL_KEY: 'k' }).s3?.region, 'us-east-1')
 })
+
+t.test('model store settings: defaults, units and messages naming the variable', async (t) => {
+  t.same(loadConfig({}).modelStore, {
+    cacheKeep: 2,
+    connectTimeoutMs: 5000,
+    stallTimeoutMs: 20_000,
+    retry: { maxAttempts: 5, baseDelayMs: 250, maxDelayMs: 30_000 },
+    downloadStreams: 4,
+    partSizeBytes: 16 * 1024 * 1024
+  })
+  const c = loadConfig({
+    MODEL_CACHE_KEEP: '5', S3_CONNECT_TIMEOUT_S: '0.5', S3_STALL_TIMEOUT_S: '2', S3_MAX_ATTEMPTS: '3', S3_RETRY_BASE_MS: '10',
+    S3_RETRY_MAX_S: '1.5', S3_DOWNLOAD_STREAMS: '1', S3_PART_SIZE_MB: '8'
+  })
+  t.same(c.modelStore, { cacheKeep: 5, connectTimeoutMs: 500, stallTimeoutMs: 2000, retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 1500 }, downloadStreams: 1, partSizeBytes: 8 * 1024 * 1024 })
+  t.ok(Object.isFrozen(c.modelStore) && Object.isFrozen(c.modelStore.retry))
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ MODEL_CACHE_KEEP: '0' }, /MODEL_CACHE_KEEP must be >= 1/],
+    [{ S3_CONNECT_TIMEOUT_S: '0' }, /S3_CONNECT_TIMEOUT_S must be > 0/],
+    [{ S3_STALL_TIMEOUT_S: 'never' }, /S3_STALL_TIMEOUT_S must be number/],
+    [{ S3_MAX_ATTEMPTS: '2.5' }, /S3_MAX_ATTEMPTS must be integer/],
+    [{ S3_RETRY_BASE_MS: '0' }, /S3_RETRY_BASE_MS must be >= 1/],
+    [{ S3_RETRY_MAX_S: '-1' }, /S3_RETRY_MAX_S must be > 0/],
+    [{ S3_DOWNLOAD_STREAMS: '64' }, /S3_DOWNLOAD_STREAMS must be <= 32/],
+    [{ S3_PART_SIZE_MB: '0' }, /S3_PART_SIZE_MB must be >= 1/]
+  ]
+  for (const [env, message] of cases) {
+    t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
+  }
+})

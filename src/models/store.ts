@@ -9,6 +9,11 @@ export interface ResolvedBundle extends Bundle {
   sourceError?: string
 }
 
+/** A store failure with a one-line reason that names where the model was looked for, never a stack. */
+export class StoreError extends Error {
+  override name = 'StoreError'
+}
+
 export interface DownloadProgress {
   downloadedBytes: number
   totalBytes: number

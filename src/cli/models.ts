@@ -1,0 +1,256 @@
+#!/usr/bin/env node
+// shine-models: publish, pull, list and verify model bundles in S3 (README "S3 model store").
+// Output: results on stdout, progress and errors on stderr, one line per error, exit codes below.
+import { readFile, stat } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { loadConfig, type Config } from '../config.js'
+import { MANIFEST_FILE } from '../models/bundle.js'
+
+const EXIT = { ok: 0, failed: 1, usage: 2, refused: 3 } as const
+// Exit code by error name; anything else is a failure (1). The S3 modules load lazily, so
+// --help and usage errors answer without loading the AWS SDK.
+const EXIT_BY_ERROR: Record<string, number> = {
+  UsageError: EXIT.usage, ConfigError: EXIT.usage, PublishInputError: EXIT.usage, ManifestError: EXIT.usage, VersionExistsError: EXIT.refused
+}
+
+class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+const COMMON = `Common options:
+  --bucket NAME      S3 bucket (default: S3_BUCKET)
+  --region NAME      (default: S3_REGION, AWS_REGION, us-east-1)
+  --endpoint URL     S3-compatible endpoint (default: S3_ENDPOINT)
+  --path-style       path-style URLs, for MinIO and test servers (default: S3_FORCE_PATH_STYLE)
+  -h, --help         this help
+Credentials come from the AWS SDK's default chain. Exit codes: 0 ok, 1 failed, 2 usage or
+invalid input, 3 refused (the version exists; --force overwrites it).`
+
+const HELP: Record<string, string> = {
+  main: `usage: shine-models <command> [options]
+
+Commands:
+  push <model-file>  publish a model version: <prefix>/<version>/<file> + manifest.json
+  pull               download the configured model into MODEL_DIR, as the server does at boot
+  list               list the model versions under a prefix
+  verify             re-hash the cached copies against their manifests and against S3
+
+Run shine-models <command> --help for its options.`,
+  push: `usage: shine-models push <model-file> --bucket NAME --prefix PATH [options]
+
+Uploads the model (multipart) and then its manifest.json with the sha256 filled in, as
+s3://<bucket>/<prefix>/<version>/<file>. Point a server's S3_MODEL_KEY at that key.
+  --prefix PATH      folder for the model's versions, e.g. skin/hare_run_v6 (required)
+  --manifest FILE    manifest to publish (default: manifest.json beside the model file)
+  --version V        version to publish (default: the manifest's "version")
+  --force            overwrite the version if it exists
+  --dry-run          check everything and print what would be uploaded; upload nothing
+
+${COMMON}`,
+  pull: `usage: shine-models pull [--bucket NAME] [--key KEY] [--model-dir DIR] [options]
+
+Resolves the model exactly as the server does at boot: a verified cached copy of S3's current
+version, or a verified download. Prints the local model file.
+  --key KEY          model key (default: S3_MODEL_KEY)
+  --model-dir DIR    local cache root (default: MODEL_DIR, ./models)
+
+${COMMON}`,
+  list: `usage: shine-models list --bucket NAME [--prefix PATH] [options]
+
+Lists every bundle (a folder with manifest.json) under the prefix, newest first:
+version, size, date, number of labels and the S3_MODEL_KEY to serve it.
+  --prefix PATH      folder to list (default: the whole bucket)
+
+${COMMON}`,
+  verify: `usage: shine-models verify [--bucket NAME] [--key KEY] [--model-dir DIR] [options]
+
+Re-hashes every cached version of the key against its manifest, and the current one against
+S3's manifest. Exits 1 if a cached copy is damaged, S3 cannot be asked, or the current version
+is not cached intact.
+  --key KEY          model key (default: S3_MODEL_KEY)
+  --model-dir DIR    local cache root (default: MODEL_DIR, ./models)
+
+${COMMON}`
+}
+
+const OPTIONS = {
+  bucket: { type: 'string' }, region: { type: 'string' }, endpoint: { type: 'string' }, 'path-style': { type: 'boolean' },
+  prefix: { type: 'string' }, manifest: { type: 'string' }, version: { type: 'string' }, force: { type: 'boolean' },
+  'dry-run': { type: 'boolean' }, key: { type: 'string' }, 'model-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' }
+} satisfies ParseArgsConfig['options']
+
+type Flags = ReturnType<typeof parseArgs<{ options: typeof OPTIONS, allowPositionals: true }>>['values']
+
+const out = (line: string) => { process.stdout.write(`${line}\n`) }
+const err = (line: string) => { process.stderr.write(`${line}\n`) }
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`
+
+/** A progress bar on a terminal; a line per 10 % otherwise (logs, CI). */
+function progressBar (label: string): (done: number, total: number) => void {
+  const started = performance.now()
+  let lastStep = -1
+  return (done, total) => {
+    const fraction = total === 0 ? 1 : done / total
+    const rate = done / 1e6 / Math.max((performance.now() - started) / 1000, 0.001)
+    const text = `${label} ${Math.floor(fraction * 100)}% ${mb(done)} / ${mb(total)} ${rate.toFixed(0)} MB/s`
+    if (process.stderr.isTTY) {
+      const width = 30
+      const bar = '#'.repeat(Math.round(fraction * width)).padEnd(width, '-')
+      process.stderr.write(`\r[${bar}] ${text}${fraction >= 1 ? '\n' : ''}`)
+    } else if (Math.floor(fraction * 10) > lastStep) {
+      lastStep = Math.floor(fraction * 10)
+      err(text)
+    }
+  }
+}
+
+/** Flags override the environment; loadConfig validates both with the server's own rules. */
+function configFor (flags: Flags, needKey: boolean): Config & { s3: NonNullable<Config['s3']> } {
+  const env: NodeJS.ProcessEnv = { ...process.env }
+  const set = (name: string, value: string | undefined) => { if (value !== undefined) env[name] = value }
+  set('S3_BUCKET', flags.bucket)
+  set('S3_MODEL_KEY', flags.key)
+  set('S3_REGION', flags.region)
+  set('S3_ENDPOINT', flags.endpoint)
+  set('MODEL_DIR', flags['model-dir'])
+  if (flags['path-style'] === true) env.S3_FORCE_PATH_STYLE = 'true'
+  if (env.S3_BUCKET === undefined) throw new UsageError('--bucket is required (or set S3_BUCKET)')
+  if (needKey && env.S3_MODEL_KEY === undefined) throw new UsageError('--key is required (or set S3_MODEL_KEY)')
+  // push and list name no model key; a placeholder satisfies the server's "set together" rule.
+  env.S3_MODEL_KEY ??= 'unused'
+  return loadConfig(env) as Config & { s3: NonNullable<Config['s3']> }
+}
+
+async function push (flags: Flags, args: string[]): Promise<number> {
+  const [modelPath, ...rest] = args
+  if (modelPath === undefined || rest.length > 0) throw new UsageError('push takes exactly one model file')
+  if (flags.prefix === undefined) throw new UsageError('--prefix is required')
+  const config = configFor(flags, false)
+  const { PublishInputError, VersionExistsError, pushModel } = await import('../models/publish.js')
+  const { createS3Client, explainS3Error } = await import('../models/s3.js')
+  const manifestPath = flags.manifest ?? join(dirname(modelPath), MANIFEST_FILE)
+  if (!(await stat(modelPath).catch(() => undefined))?.isFile()) throw new PublishInputError(`${modelPath} is not a file`)
+  let manifest: Record<string, unknown>
+  try {
+    manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as Record<string, unknown>
+  } catch (e) {
+    throw new PublishInputError(`cannot read the manifest ${manifestPath} (${(e as Error).message.split('\n')[0]}); pass --manifest`)
+  }
+  const client = createS3Client({ ...config.s3, ...config.modelStore })
+  try {
+    const result = await pushModel({
+      client, bucket: config.s3.bucket, prefix: flags.prefix, modelPath, manifest, version: flags.version,
+      force: flags.force, dryRun: flags['dry-run'], onProgress: progressBar('uploading')
+    })
+    const where = `s3://${config.s3.bucket}/${result.modelKey}`
+    if (flags['dry-run'] === true) {
+      out(`dry run: would upload ${where} (${mb(result.bytes)}, sha256 ${result.sha256}) and its manifest.json`)
+      if (result.existed) out(`dry run: version ${result.version} exists; ${flags.force === true ? 'it would be overwritten (--force)' : 'push would refuse without --force'}`)
+      return result.existed && flags.force !== true ? EXIT.refused : EXIT.ok
+    }
+    out(`pushed ${result.spec.name} ${result.version} to ${where} (${mb(result.bytes)}, sha256 ${result.sha256})${result.existed ? ', overwriting the previous upload' : ''}`)
+    out(`S3_MODEL_KEY=${result.modelKey}`)
+    return EXIT.ok
+  } catch (e) {
+    if (e instanceof PublishInputError || e instanceof VersionExistsError) throw e
+    // Object HEADs answer 404 for a missing key, so a 404 that gets here is the bucket.
+    throw explainS3Error(e, `s3://${config.s3.bucket}/${flags.prefix}`, 'bucket')
+  } finally {
+    client.destroy()
+  }
+}
+
+async function pull (flags: Flags): Promise<number> {
+  const config = configFor(flags, true)
+  const { s3Store } = await import('../models/s3-store.js')
+  const store = s3Store({ s3: config.s3, modelDir: config.modelDir, tuning: config.modelStore })
+  try {
+    const bar = progressBar('downloading')
+    const bundle = await store.resolve((p) => bar(p.downloadedBytes, p.totalBytes))
+    if (bundle.sourceError !== undefined) err(`warning: ${bundle.sourceError}; kept the verified cached copy`)
+    const { lastDownload } = store.counters
+    const how = bundle.source === 's3' && lastDownload !== undefined ? `downloaded ${mb(lastDownload.bytes)} at ${lastDownload.mbPerS} MB/s` : 'cache hit, nothing downloaded'
+    out(`${bundle.source}: ${bundle.modelFile} (version ${bundle.spec?.version ?? 'without manifest'}; ${how})`)
+    return EXIT.ok
+  } finally {
+    store.client.destroy()
+  }
+}
+
+async function list (flags: Flags): Promise<number> {
+  const config = configFor(flags, false)
+  const { listVersions } = await import('../models/publish.js')
+  const { createS3Client, explainS3Error } = await import('../models/s3.js')
+  const client = createS3Client({ ...config.s3, ...config.modelStore })
+  try {
+    const rows = await listVersions(client, config.s3.bucket, flags.prefix ?? '')
+    if (rows.length === 0) {
+      err(`no bundles under s3://${config.s3.bucket}/${flags.prefix ?? ''}`)
+      return EXIT.ok
+    }
+    out(['VERSION', 'SIZE', 'DATE', 'LABELS', 'S3_MODEL_KEY'].join('\t'))
+    for (const r of rows) {
+      out([r.version, r.bytes === undefined ? '?' : mb(r.bytes), r.date?.toISOString() ?? '?', r.labels ?? '?', r.problem === undefined ? r.modelKey : `${r.folder}/ (${r.problem})`].join('\t'))
+    }
+    return EXIT.ok
+  } catch (e) {
+    throw explainS3Error(e, `s3://${config.s3.bucket}/${flags.prefix ?? ''}`, 'bucket')
+  } finally {
+    client.destroy()
+  }
+}
+
+async function verify (flags: Flags): Promise<number> {
+  const config = configFor(flags, true)
+  const { s3Store } = await import('../models/s3-store.js')
+  const { verifyCache } = await import('../models/verify.js')
+  const store = s3Store({ s3: config.s3, modelDir: config.modelDir, tuning: config.modelStore })
+  try {
+    const report = await verifyCache(store, config.modelDir)
+    for (const e of report.entries) {
+      const state = e.problem !== undefined ? `DAMAGED ${e.problem}` : e.current ? `ok, current in S3, ${e.s3 === 'match' ? 'matches S3' : e.s3 === 'differs' ? 'DIFFERS from S3' : 'S3 publishes no hash to compare'}` : 'ok, an older version'
+      out(`${e.dir}\t${e.version ?? '?'}\t${state}`)
+    }
+    if (report.s3Error !== undefined) err(`error: ${report.s3Error}`)
+    else if (!report.entries.some((e) => e.current)) err(`the current S3 version (${report.currentVersion ?? '?'}) is not cached; run shine-models pull`)
+    if (report.entries.some((e) => e.problem !== undefined)) err('damaged copies are never served; shine-models pull downloads the current version again')
+    return report.ok ? EXIT.ok : EXIT.failed
+  } finally {
+    store.client.destroy()
+  }
+}
+
+const COMMANDS: Record<string, (flags: Flags, args: string[]) => Promise<number>> = { push, pull, list, verify }
+
+async function main (argv: string[]): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true })
+  } catch (e) {
+    err(`shine-models: ${(e as Error).message} (see --help)`)
+    return EXIT.usage
+  }
+  const [command, ...args] = parsed.positionals
+  if (command === undefined || COMMANDS[command] === undefined) {
+    if (parsed.values.help === true && command === undefined) {
+      out(HELP.main!)
+      return EXIT.ok
+    }
+    err(command === undefined ? HELP.main! : `shine-models: unknown command "${command}" (push, pull, list, verify)`)
+    return EXIT.usage
+  }
+  if (parsed.values.help === true) {
+    out(HELP[command]!)
+    return EXIT.ok
+  }
+  try {
+    return await COMMANDS[command](parsed.values, args)
+  } catch (e) {
+    const message = (e as Error).message.split('\n')[0]
+    err(`shine-models ${command}: ${message}`)
+    return EXIT_BY_ERROR[(e as Error).name] ?? EXIT.failed
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2))
