@@ -10,10 +10,6 @@ export class Admission {
     this.capacity = capacity
   }
 
-  get active (): number {
-    return this.#active
-  }
-
   /** Takes a slot if one is free; the caller must call the returned release exactly once. */
   tryEnter (): (() => void) | undefined {
     if (this.#active >= this.capacity) return undefined

@@ -27,6 +27,7 @@ export class Readiness {
   }
 
   starting (reason: string, progress?: DownloadProgress): void {
+    if (this.status === 'stopping') return
     this.status = 'starting'
     this.reason = reason
     this.progress = progress
@@ -36,7 +37,9 @@ export class Readiness {
     this.#pool = pool
   }
 
+  // Once stopping, boot news no longer matters: /health keeps saying 'stopping' to the end.
   ready (engine: Engine): void {
+    if (this.status === 'stopping') return
     this.#engine = engine
     this.#pool = engine.pool
     this.status = 'ready'
@@ -46,6 +49,7 @@ export class Readiness {
   }
 
   failed (reason: string): void {
+    if (this.status === 'stopping') return
     this.status = 'error'
     this.reason = reason
     this.progress = undefined

@@ -1,7 +1,7 @@
 // Entry point: config → listen → model → warm pool → ready; signals → drain → exit.
 // The only module that reads the environment, touches the disk or network, and listens.
 import { buildApp } from './app.js'
-import { ConfigError, loadConfig, type Config } from './config.js'
+import { loadConfig, type Config, type ConfigError } from './config.js'
 import { startEngine } from './inference/engine.js'
 import { backoffDelay, sleep } from './models/backoff.js'
 import { StoreCounters } from './models/counters.js'
@@ -13,7 +13,7 @@ try {
   config = loadConfig(process.env)
 } catch (err) {
   // Fail fast with one line that names the variable; no stack for a configuration mistake.
-  process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`)
+  process.stderr.write(`${(err as ConfigError).message}\n`)
   process.exit(1)
 }
 
@@ -30,7 +30,6 @@ async function boot (): Promise<void> {
   const bundle = await store.resolve((progress) => readiness.starting('downloading the model', progress))
   readiness.starting('starting inference workers')
   const engine = await startEngine(bundle, config, (pool) => readiness.trackPool(pool))
-  if (readiness.status === 'stopping') return
   readiness.ready(engine)
   const { spec } = engine.model
   app.log.info({ model: { name: spec.name, version: spec.version, source: engine.model.source }, workers: config.workers }, 'ready')

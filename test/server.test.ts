@@ -22,6 +22,7 @@ t.test('node dist/server.js serves the demo model and stops cleanly on SIGTERM',
   t.equal(body.predictions.length, 8)
 
   server.child.kill('SIGTERM')
+  server.child.kill('SIGINT') // an impatient second signal changes nothing
   t.same(await server.exited, { code: 0, signal: null }, 'exit code 0')
   t.match(server.output(), /"msg":"stopped"/)
   t.notMatch(server.output(), /"level":50/, 'no error was logged')

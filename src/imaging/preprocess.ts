@@ -44,7 +44,8 @@ export function checkDimensions (width: number, height: number, maxPixels: numbe
   }
 }
 
-function decodeError (err: unknown): AppError {
+/** What a failed decode means for the client: sharp's errors are plain Errors with messages. */
+export function decodeError (err: unknown): AppError {
   if (err instanceof AppError) return err
   const message = err instanceof Error ? err.message : String(err)
   if (PIXEL_LIMIT.test(message)) return new AppError('IMAGE_TOO_LARGE', undefined, { cause: err })

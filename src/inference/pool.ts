@@ -64,8 +64,11 @@ export function createPool (options: PoolOptions): InferencePool {
   // A worker that dies is replaced by Piscina; its task's promise rejects. Without a listener,
   // an 'error' event with no task attached would crash the process.
   piscina.on('error', () => {})
-  let created = 0
-  piscina.on('workerCreate', () => { created++ })
+  // Piscina removes a dead worker (emitting workerDestroy) before it fails that worker's task,
+  // and starts a replacement; counting removals outside close() counts replacements.
+  let restarts = 0
+  let closing = false
+  piscina.on('workerDestroy', () => { if (!closing) restarts++ })
   // Piscina only ever holds as many tasks as there are workers; the dispatcher queues the rest.
   const dispatcher = new Dispatcher<InferTask, InferResult>({
     concurrency: workers,
@@ -104,7 +107,7 @@ export function createPool (options: PoolOptions): InferencePool {
         capacity: dispatcher.capacity,
         queued: dispatcher.waiting,
         completed: piscina.completed,
-        restarts: Math.max(0, created - workers)
+        restarts
       }
     },
     async crashForTest () {
@@ -113,6 +116,7 @@ export function createPool (options: PoolOptions): InferencePool {
     async close () {
       // Not forced: a worker terminated inside session.run takes the process down with it.
       // Piscina lets running tasks finish (closeTimeout, 30 s, bounds it).
+      closing = true
       await piscina.close()
     }
   }

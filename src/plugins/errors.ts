@@ -13,7 +13,7 @@ export default fp<ErrorsOptions>(async (app, { onError = () => {} }) => {
     const { statusCode, headers, body } = toErrorReply(err, request.id)
     onError(body.error.code)
     // The full error (stack, cause) goes to the log, tagged with the request id; never to the client.
-    if (request.raw.destroyed) {
+    if (reply.raw.destroyed) {
       // The client left (closed tab, dropped connection): no one to answer, nothing went wrong.
       request.log.info({ detail: (err as Error).message }, 'client went away')
     } else if (statusCode >= 500 && body.error.code !== 'OVERLOADED' && body.error.code !== 'NOT_READY') {

@@ -16,6 +16,8 @@ const Ready = Type.Object({
   status: Type.Literal('ok'),
   model: ModelInfo,
   workers: Type.Integer(),
+  /** Workers replaced after a crash since boot (the pool stays at `workers`). */
+  workerRestarts: Type.Integer(),
   uptimeS: Type.Number(),
   store: Type.Optional(StoreStats)
 })
@@ -44,6 +46,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness }> = async 
       status: 'ok' as const,
       model: { name: spec.name, version: spec.version, format: spec.format, source, demo: spec.demo, sourceError, warnings: [...spec.warnings] },
       workers: engine.pool.workers,
+      workerRestarts: engine.pool.stats().restarts,
       uptimeS: Math.round((Date.now() - readiness.startedAt) / 100) / 10,
       store: readiness.store?.snapshot()
     }

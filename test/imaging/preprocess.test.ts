@@ -1,5 +1,5 @@
 import t from 'tap'
-import { checkDimensions, decodeImage } from '../../src/imaging/preprocess.js'
+import { checkDimensions, decodeError, decodeImage } from '../../src/imaging/preprocess.js'
 import * as img from '../fixtures/images.js'
 
 const limits = { maxPixels: 120_000_000, timeoutS: 30 }
@@ -43,4 +43,11 @@ t.test('the decoder must agree with the sniffed format', async (t) => {
 
 t.test('the pixel limit applies before decoding', async (t) => {
   await t.rejects(decodeImage(await img.png({ width: 100, height: 100 }), 'png', target, { ...limits, maxPixels: 9999 }), { code: 'IMAGE_TOO_LARGE' })
+})
+
+t.test('decode failures map to what the client can act on', async (t) => {
+  t.match(decodeError(new Error('Input image exceeds pixel limit')), { code: 'IMAGE_TOO_LARGE' })
+  t.match(decodeError(new Error('timeout: 10% complete')), { code: 'UNSUITABLE_IMAGE', message: /too long to decode/ })
+  t.match(decodeError(new Error('VipsJpeg: premature end of JPEG image')), { code: 'UNDECODABLE_IMAGE' })
+  t.match(decodeError('a string'), { code: 'UNDECODABLE_IMAGE' })
 })

@@ -22,7 +22,7 @@ t.test('200 with model info once every worker is warm', async (t) => {
   const res = await app.inject('/health')
   t.equal(res.statusCode, 200)
   const body = res.json()
-  t.match(body, { status: 'ok', model: { name: 'tiny-test', version: 'test-1', format: 'onnx', source: 'local', demo: false, warnings: [] }, workers: 2 })
+  t.match(body, { status: 'ok', model: { name: 'tiny-test', version: 'test-1', format: 'onnx', source: 'local', demo: false, warnings: [] }, workers: 2, workerRestarts: 0 })
   t.type(body.uptimeS, 'number')
   t.equal(res.headers['cache-control'], 'no-store')
 })

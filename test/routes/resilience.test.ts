@@ -56,6 +56,15 @@ t.test('an upload that stalls gets 408 and frees its slot', async (t) => {
     t.equal(JSON.parse(r.body).error.code, 'REQUEST_TIMEOUT')
   }
   t.equal((await post(base, form(await img.jpeg({ width: 64, height: 64 })))).status, 200, 'both slots were given back')
+
+  // Silent before any file part: no reply can be framed, so the connection is closed.
+  const closed = await new Promise<string>((resolve) => {
+    const req = request(base + ANALYZE, { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=B', 'transfer-encoding': 'chunked' } }, () => resolve('answered'))
+    req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
+    req.write('--B\r\n')
+  })
+  t.match(closed, /ECONNRESET|socket hang up/)
+  t.equal((await post(base, form(await img.jpeg({ width: 64, height: 64 })))).status, 200, 'and that slot too')
 })
 
 t.test('a worker that crashes costs only its own request; the pool heals and reports it', async (t) => {
@@ -71,6 +80,7 @@ t.test('a worker that crashes costs only its own request; the pool heals and rep
   t.equal(pool.stats().workers, 2)
   t.equal((await post(base, form(image))).status, 200)
   t.match(await (await fetch(`${base}/metrics`)).text(), /shine_worker_restarts 1/)
+  t.match(await (await fetch(`${base}/health`)).json(), { status: 'ok', workers: 2, workerRestarts: 1 })
 })
 
 t.test('per-client rate limit: 429 with Retry-After; X-Forwarded-For only from a trusted proxy', async (t) => {
