@@ -1,5 +1,6 @@
 // Deterministic, photo-like JPEGs for the benchmark, and the multipart body that carries one.
 import sharp from 'sharp'
+import { mulberry32 } from './onnx-builder.js'
 
 export interface BenchImage {
   name: string
@@ -23,25 +24,13 @@ const GRAIN = 18
 const CELL = 3
 const SKIN = [205, 160, 135]
 
-/** mulberry32: a tiny seeded PRNG, so every run encodes the same bytes. */
-function random (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /**
  * Interleaved RGB: skin-toned base, low-frequency lighting waves, a bilinear value-noise texture
  * and per-pixel grain. Flat gradients alone would compress to a few KB and decode unrealistically
  * fast; the grain gives the entropy coder real work, like a phone sensor does.
  */
 function photo (width: number, height: number, seed: number): Buffer {
-  const rand = random(seed)
+  const rand = mulberry32(seed)
   const gw = Math.ceil(width / CELL) + 2
   const grid = new Float32Array(gw * (Math.ceil(height / CELL) + 2)).map(() => rand() - 0.5)
   const waves = Array.from({ length: 4 }, () => ({

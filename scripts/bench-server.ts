@@ -199,3 +199,10 @@ export async function waitForQuiet (maxWaitMs: number, windowMs = 2000, idleCore
     if (waitedMs >= maxWaitMs) return { waitedMs, quiet: false }
   }
 }
+
+/** A positive number from the environment, or the default; anything else stops the bench. */
+export const envNumber = (name: string, fallback: number) => {
+  const value = Number(process.env[name] ?? fallback)
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`)
+  return value
+}

@@ -16,7 +16,7 @@ import sharp from 'sharp'
 import { openBundle } from '../src/models/bundle.js'
 import { makeImages, multipartBody, type BenchImage } from './bench-images.js'
 import { measureLimits, openSession, tensorFor, timeInference, type ImageLimit } from './bench-limit.js'
-import { describeExit, machineCpu, percentile, pollHealth, processCpuS, startServer, waitForQuiet, type RunningServer } from './bench-server.js'
+import { describeExit, envNumber, machineCpu, percentile, pollHealth, processCpuS, type RunningServer, startServer, waitForQuiet } from './bench-server.js'
 
 // autocannon ships no types; this is the part of its API we use. Without a callback it returns
 // its event emitter, which is also a promise of the summary.
@@ -29,11 +29,6 @@ type Autocannon = (opts: {
 }) => LoadRun
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
 
-const envNumber = (name: string, fallback: number) => {
-  const value = Number(process.env[name] ?? fallback)
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`)
-  return value
-}
 const DURATION_S = envNumber('BENCH_DURATION_S', 15)
 const WARMUP_S = envNumber('BENCH_WARMUP_S', 3)
 const CONNECTIONS = envNumber('BENCH_CONNECTIONS', 8)

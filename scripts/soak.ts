@@ -15,13 +15,8 @@ import {
   LoadClient, RssSampler, closedLoop, f, fdCount, mark, mib, openLoop, printMachine, printTable, rssBytes, scrape, targetsFor,
   type FdCount, type Shot
 } from './bench-load.js'
-import { describeExit, machineCpu, percentile, processCpuS, startServer, waitForQuiet, type RunningServer } from './bench-server.js'
+import { describeExit, envNumber, machineCpu, percentile, processCpuS, type RunningServer, startServer, waitForQuiet } from './bench-server.js'
 
-const envNumber = (name: string, fallback: number) => {
-  const value = Number(process.env[name] ?? fallback)
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`)
-  return value
-}
 const MINUTES = envNumber('SOAK_MINUTES', 10)
 const LOAD = envNumber('SOAK_LOAD', 0.8)
 const CAPACITY_S = envNumber('SOAK_CAPACITY_S', 15)

@@ -1,0 +1,21 @@
+import Fastify from 'fastify'
+import t from 'tap'
+import errors from '../../src/plugins/errors.js'
+
+t.test('an error after the client left is logged as such, not as a failure', async (t) => {
+  const lines: Array<{ level: number, msg: string }> = []
+  const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } } })
+  t.teardown(async () => await app.close())
+  await app.register(errors)
+  app.get('/leave', async (request, reply) => {
+    const closed = new Promise((resolve) => reply.raw.once('close', resolve))
+    request.raw.socket.destroy()
+    await closed
+    throw new Error('the caller stopped waiting')
+  })
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  await t.rejects(fetch(`${base}/leave`))
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.ok(lines.some((l) => l.msg === 'client went away' && l.level === 30), 'info: client went away')
+  t.notOk(lines.some((l) => l.level >= 50), 'nothing at error level')
+})
