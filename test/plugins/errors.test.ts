@@ -19,3 +19,19 @@ t.test('an error after the client left is logged as such, not as a failure', asy
   t.ok(lines.some((l) => l.msg === 'client went away' && l.level === 30), 'info: client went away')
   t.notOk(lines.some((l) => l.level >= 50), 'nothing at error level')
 })
+
+t.test('an unexpected error: 500 with our message, the full error in the log at error level', async (t) => {
+  const lines: Array<{ level: number, msg: string, err?: { message: string }, reqId?: string }> = []
+  const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } } })
+  t.teardown(async () => await app.close())
+  await app.register(errors)
+  app.get('/bug', async () => { throw new TypeError('cannot read /srv/app/secret of undefined') })
+  const res = await app.inject('/bug')
+  t.equal(res.statusCode, 500)
+  t.equal(res.json().error.code, 'INTERNAL')
+  t.notMatch(res.body, /secret|TypeError/)
+  const logged = lines.find((l) => l.msg === 'request failed')
+  t.equal(logged?.level, 50)
+  t.match(logged?.err?.message, /secret/, 'the log keeps the detail')
+  t.equal(logged?.reqId, res.json().requestId)
+})
