@@ -25,7 +25,7 @@ import {
   LoadClient, RssSampler, clientLag, closedLoop, f, fdCount, mark, metricSum, mib, openLoop, printMachine, printTable, printThreadGroups,
   rssBytes, scrape, targetsFor, threadGroups, threadStats, type Shot
 } from './bench-load.js'
-import { describeExit, machineCpu, percentile, pollHealth, processCpuS, startServer, waitForQuiet, type RunningServer } from './bench-server.js'
+import { describeExit, stopAndReport, machineCpu, percentile, pollHealth, processCpuS, startServer, waitForQuiet, type RunningServer } from './bench-server.js'
 
 // autocannon ships no types; the part of its API used here (as in bench.ts).
 interface LoadRun extends PromiseLike<unknown> {
@@ -366,11 +366,7 @@ try {
   failed = true
   console.error(err)
 } finally {
-  const crashed = server.exit() !== undefined
-  const exit = await server.stop()
+  await stopAndReport(server, failed)
   running = undefined
-  console.log(`server (pid ${server.pid}) ${crashed ? 'had already ended' : 'stopped with SIGTERM'}: ${describeExit(exit)}`)
-  for (const line of server.logRepeats()) console.log(`  log: ${line}`)
-  if (failed || crashed || exit.code !== 0) process.exitCode = 1
 }
 if (process.env.OVERLOAD_REFUSALS === '1') await refusalPath(images)

@@ -206,3 +206,12 @@ export const envNumber = (name: string, fallback: number) => {
   if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`)
   return value
 }
+
+/** Stops a bench's server by PID and says how it ended; a crash or unclean exit fails the bench. */
+export async function stopAndReport (server: RunningServer, failed: boolean): Promise<void> {
+  const crashed = server.exit() !== undefined
+  const exit = await server.stop()
+  console.log(`server (pid ${server.pid}) ${crashed ? 'had already ended' : 'stopped with SIGTERM'}: ${describeExit(exit)}`)
+  for (const line of server.logRepeats()) console.log(`  log: ${line}`)
+  if (failed || crashed || exit.code !== 0) process.exitCode = 1
+}

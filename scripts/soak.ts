@@ -15,7 +15,7 @@ import {
   LoadClient, RssSampler, closedLoop, f, fdCount, mark, mib, openLoop, printMachine, printTable, rssBytes, scrape, targetsFor,
   type FdCount, type Shot
 } from './bench-load.js'
-import { describeExit, envNumber, machineCpu, percentile, processCpuS, type RunningServer, startServer, waitForQuiet } from './bench-server.js'
+import { describeExit, stopAndReport, envNumber, machineCpu, percentile, processCpuS, type RunningServer, startServer, waitForQuiet } from './bench-server.js'
 
 const MINUTES = envNumber('SOAK_MINUTES', 10)
 const LOAD = envNumber('SOAK_LOAD', 0.8)
@@ -211,10 +211,6 @@ try {
   failed = true
   console.error(err)
 } finally {
-  const crashed = server.exit() !== undefined
-  const exit = await server.stop()
+  await stopAndReport(server, failed)
   running = undefined
-  console.log(`server (pid ${server.pid}) ${crashed ? 'had already ended' : 'stopped with SIGTERM'}: ${describeExit(exit)}`)
-  for (const line of server.logRepeats()) console.log(`  log: ${line}`)
-  if (failed || crashed || exit.code !== 0) process.exitCode = 1
 }

@@ -3,7 +3,7 @@ import { Upload } from '@aws-sdk/lib-storage'
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { basename, posix } from 'node:path'
-import { MANIFEST_FILE, sha256File } from './bundle.js'
+import { MANIFEST_FILE, hashFile } from './bundle.js'
 import { parseManifest, type ModelSpec } from './manifest.js'
 import { describeS3Error, headObject } from './s3.js'
 
@@ -75,7 +75,7 @@ export async function pushModel (o: PushOptions): Promise<PushResult> {
   }
   const file = typeof o.manifest.file === 'string' ? o.manifest.file : basename(o.modelPath)
   const bytes = (await stat(o.modelPath)).size
-  const sha256 = await sha256File(o.modelPath)
+  const sha256 = await hashFile(o.modelPath)
   const manifestText = `${JSON.stringify({ ...o.manifest, version, file, sha256: { [file]: sha256 } }, null, 2)}\n`
   let spec: ModelSpec
   try {

@@ -1,7 +1,7 @@
 import { rm, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { openBundle, sha256File } from '../../src/models/bundle.js'
+import { openBundle, hashFile } from '../../src/models/bundle.js'
 import { localStore } from '../../src/models/store.js'
 import { writeTinyBundle } from '../helpers/model.js'
 
@@ -13,7 +13,7 @@ t.test('a bundle folder or its model file', async (t) => {
   const fromFile = await openBundle(b.modelPath)
   t.equal(fromFile.dir, b.dir)
   t.equal(fromFile.spec?.version, 'test-1')
-  t.equal(await sha256File(b.modelPath), b.sha256)
+  t.equal(await hashFile(b.modelPath), b.sha256)
   t.match(await localStore(b.dir).resolve(), { source: 'local', modelFile: b.modelPath })
 })
 

@@ -4,9 +4,10 @@ import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises'
 import { join, relative, resolve } from 'node:path'
 import t from 'tap'
 import {
-  CACHE_SUBDIR, MARKER_FILE, checkEntry, commitStaging, createStaging, hashFile, inspectEntry, keyDir, listEntries,
+  CACHE_SUBDIR, MARKER_FILE, checkEntry, commitStaging, createStaging, inspectEntry, keyDir, listEntries,
   pruneEntries, readMarker, safeSegment, touchEntry, versionName, type Marker
 } from '../../src/models/cache.js'
+import { hashFile } from '../../src/models/bundle.js'
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex')
 

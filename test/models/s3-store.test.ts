@@ -7,7 +7,7 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { ModelStoreConfig } from '../../src/config.js'
-import { sha256File } from '../../src/models/bundle.js'
+import { hashFile } from '../../src/models/bundle.js'
 import { StoreCounters } from '../../src/models/counters.js'
 import { s3Store, type StoreLog } from '../../src/models/s3-store.js'
 import type { DownloadProgress } from '../../src/models/store.js'
@@ -70,7 +70,7 @@ t.test('push, cold boot from S3, then a restart is a cache hit with zero bytes d
   t.equal(first.source, 's3')
   t.equal(first.sourceError, undefined)
   t.equal(first.spec?.version, '2026-01-01.1')
-  t.equal(await sha256File(first.modelFile), pushed.sha256)
+  t.equal(await hashFile(first.modelFile), pushed.sha256)
   t.same(await readFile(first.modelFile), pushed.model)
   t.match(cold.counters.snapshot(), { cacheHits: 0, cacheMisses: 1, retries: 0 })
   t.ok(cold.counters.downloadedBytes >= pushed.bytes, 'counts the bytes it downloaded')
@@ -123,7 +123,7 @@ t.test('the same key overwritten (push --force) is a new version: its ETag chang
   const second = await storeFor(t, s3.endpoint, modelDir, b.modelKey, { cacheKeep: 1 }).store.resolve()
   t.equal(second.source, 's3')
   t.not(second.dir, first.dir)
-  t.equal(await sha256File(second.modelFile), b.sha256)
+  t.equal(await hashFile(second.modelFile), b.sha256)
   t.equal((await cachedVersions(modelDir)).length, 1, 'keep 1: the replaced version is deleted')
 })
 
@@ -195,7 +195,7 @@ t.test('a cached copy whose bytes changed on disk is downloaded again', async (t
   t.equal(second.source, 's3')
   t.match(again.counters.snapshot(), { cacheHits: 0, cacheMisses: 1 })
   t.match(again.logs.find((l) => l.level === 'warn'), { msg: /failed verification/ })
-  t.equal(await sha256File(second.modelFile), pushed.sha256)
+  t.equal(await hashFile(second.modelFile), pushed.sha256)
 })
 
 t.test('a model with no manifest is served, verified by its ETag (the MD5 of a single-part upload)', async (t) => {
@@ -261,7 +261,7 @@ t.test('a connection reset mid-body is resumed with a Range request', async (t) 
   proxy.inject({ method: 'GET', path: 'model.onnx', times: 2, fault: { kind: 'reset', afterBytes: 1024 * 1024 } })
   const { store, counters } = storeFor(t, proxy.endpoint, modelDir, pushed.modelKey)
   const bundle = await store.resolve()
-  t.equal(await sha256File(bundle.modelFile), pushed.sha256)
+  t.equal(await hashFile(bundle.modelFile), pushed.sha256)
   t.equal(counters.retries, 2)
   const gets = proxy.requests.filter((r) => r.method === 'GET' && r.path.endsWith('model.onnx'))
   t.equal(gets.length, 3)
@@ -279,7 +279,7 @@ t.test('flipped bytes: the sha256 mismatch is rejected, nothing is cached, and i
   proxy.inject({ method: 'GET', path: 'model.onnx', times: 1, fault: { kind: 'flip', atByte: 1234 } })
   const { store, counters, logs } = storeFor(t, proxy.endpoint, modelDir, pushed.modelKey)
   const bundle = await store.resolve()
-  t.equal(await sha256File(bundle.modelFile), pushed.sha256)
+  t.equal(await hashFile(bundle.modelFile), pushed.sha256)
   t.equal(counters.retries, 1)
   t.match(logs.find((l) => l.msg === 'S3 request failed; retrying')?.obj.reason, /sha256 of model\.onnx is [0-9a-f]{64}, the manifest pins/)
   t.same(await cacheProblems(modelDir), [])
@@ -301,7 +301,7 @@ t.test('a stalled response: the stall timeout fires and the download resumes', a
   const started = Date.now()
   const bundle = await store.resolve()
   t.ok(Date.now() - started < 5000, 'did not hang')
-  t.equal(await sha256File(bundle.modelFile), pushed.sha256)
+  t.equal(await hashFile(bundle.modelFile), pushed.sha256)
   t.equal(counters.retries, 1)
   t.match(logs.find((l) => l.msg === 'S3 request failed; retrying')?.obj, { reason: /stall|timed out/i, resumeAt: Number })
 
@@ -321,7 +321,7 @@ t.test('parallel ranged GETs: ordered, verified on the fly, a reset part resumes
   proxy.inject({ method: 'GET', path: 'model.onnx', times: 1, fault: { kind: 'reset', afterBytes: 100_000 } })
   const { store, counters } = storeFor(t, proxy.endpoint, modelDir, pushed.modelKey, { downloadStreams: 4, partSizeBytes: 256 * 1024 })
   const bundle = await store.resolve()
-  t.equal(await sha256File(bundle.modelFile), pushed.sha256)
+  t.equal(await hashFile(bundle.modelFile), pushed.sha256)
   t.equal(counters.retries, 1)
   const ranges = proxy.requests.filter((r) => r.method === 'GET' && r.path.endsWith('model.onnx')).map((r) => r.range)
   t.equal(ranges.length, 9 + 1, 'nine parts and one resumed part')
@@ -429,7 +429,7 @@ t.test('another process committing the same version first: its copy is used if i
   t.teardown(() => store.client.destroy())
   const bundle = await store.resolve()
   t.equal(bundle.source, 's3')
-  t.equal(await sha256File(bundle.modelFile), pushed.sha256)
+  t.equal(await hashFile(bundle.modelFile), pushed.sha256)
 
   // The rival's copy does not verify (here: there is none): a clear error, nothing left behind.
   const { s3Store: broken } = await t.mockImport<typeof import('../../src/models/s3-store.js')>('../../src/models/s3-store.js', {
