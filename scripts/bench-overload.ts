@@ -17,15 +17,13 @@ import { readdirSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import os from 'node:os'
 import { createRequire } from 'node:module'
-import { resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { makeImages, multipartBody, type BenchImage } from './bench-images.js'
 import {
   LoadClient, RssSampler, clientLag, closedLoop, f, fdCount, mark, metricSum, mib, openLoop, printMachine, printTable, printThreadGroups,
   rssBytes, scrape, targetsFor, threadGroups, threadStats, type Shot
 } from './bench-load.js'
-import { describeExit, stopAndReport, machineCpu, percentile, pollHealth, processCpuS, startServer, waitForQuiet, type RunningServer } from './bench-server.js'
+import { describeExit, stopAndReport, machineCpu, percentile, pollHealth, processCpuS, startServer, waitForQuiet, type RunningServer, BENCH_MODEL_PATH, BENCH_ROOT, BENCH_SERVER_ENTRY } from './bench-server.js'
 
 // autocannon ships no types; the part of its API used here (as in bench.ts).
 interface LoadRun extends PromiseLike<unknown> {
@@ -57,14 +55,7 @@ const TARGET = { rejectP99Ms: 5, healthP99Ms: 20, rssReturnPct: 10 }
 // The RSS compared with the one before the load, seconds after it stopped.
 const RSS_AFTER_S = Math.min(15, SETTLE_AFTER_S)
 
-const root = fileURLToPath(new URL('..', import.meta.url))
-const modelPath = resolve(root, process.env.MODEL_PATH ?? 'models/demo')
-const serverEntry = resolve(root, process.env.BENCH_SERVER ?? 'dist/server.js')
 
-let running: RunningServer | undefined
-process.once('SIGINT', () => {
-  void (running?.stop() ?? Promise.resolve()).finally(() => process.exit(130))
-})
 
 async function settle (what: string): Promise<void> {
   if (!(QUIET_WAIT_S > 0)) return
@@ -271,8 +262,7 @@ async function overloadRound (server: RunningServer, round: number, capacity: nu
  * ends), so every request gets 503 and no decode or inference runs: what a 503 costs.
  */
 async function refusalPath (images: BenchImage[]): Promise<void> {
-  const server = await startServer(root, serverEntry, { MODEL_PATH: modelPath, RATE_LIMIT_MAX: '0', WORKERS: '1', QUEUE_SIZE: '1' })
-  running = server
+  const server = await startServer(BENCH_ROOT, BENCH_SERVER_ENTRY, { MODEL_PATH: BENCH_MODEL_PATH, RATE_LIMIT_MAX: '0', WORKERS: '1', QUEUE_SIZE: '1' })
   const holders: Array<ReturnType<typeof request>> = []
   try {
     const { body, contentType } = multipartBody(images[0]!.bytes)
@@ -313,7 +303,6 @@ the refusal path alone (WORKERS=1 QUEUE_SIZE=1, both slots held by stalled uploa
   } finally {
     for (const h of holders) h.destroy()
     const exit = await server.stop()
-    running = undefined
     console.log(`refusal-path server (pid ${server.pid}) stopped: ${describeExit(exit)}`)
   }
 }
@@ -327,8 +316,7 @@ console.log(`image: ${image.name}, ${f(image.bytes.length / 2 ** 20, 2)} MiB; op
   `${RENICE === undefined ? '' : `; every server thread but the main one reniced to ${RENICE}`}`)
 
 await settle('capacity')
-const server = await startServer(root, serverEntry, { MODEL_PATH: modelPath, RATE_LIMIT_MAX: process.env.RATE_LIMIT_MAX ?? '0' })
-running = server
+const server = await startServer(BENCH_ROOT, BENCH_SERVER_ENTRY, { MODEL_PATH: BENCH_MODEL_PATH, RATE_LIMIT_MAX: process.env.RATE_LIMIT_MAX ?? '0' })
 let failed = false
 try {
   if (RENICE !== undefined) {
@@ -367,6 +355,5 @@ try {
   console.error(err)
 } finally {
   await stopAndReport(server, failed)
-  running = undefined
 }
 if (process.env.OVERLOAD_REFUSALS === '1') await refusalPath(images)

@@ -3,6 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import { createServer } from 'node:net'
+import { resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createInterface } from 'node:readline'
@@ -80,6 +82,17 @@ function forward (child: ChildProcess): () => string[] {
   return () => [...seen].filter(([, n]) => n > 1).map(([key, n]) => `${n}× ${key}`)
 }
 
+/** The repository root, and the model and server entry a bench runs (MODEL_PATH, BENCH_SERVER). */
+export const BENCH_ROOT = fileURLToPath(new URL('..', import.meta.url))
+export const BENCH_MODEL_PATH = resolve(BENCH_ROOT, process.env.MODEL_PATH ?? 'models/demo')
+export const BENCH_SERVER_ENTRY = resolve(BENCH_ROOT, process.env.BENCH_SERVER ?? 'dist/server.js')
+
+// Every server a bench has started and not yet seen exit: Ctrl-C must not leave one running.
+const live = new Set<() => Promise<Exit>>()
+process.once('SIGINT', () => {
+  void Promise.all([...live].map(async (stop) => await stop())).finally(() => process.exit(130))
+})
+
 /** `node [nodeArgs] <entry>` on a free loopback port; resolves once GET /health answers 200. */
 export async function startServer (
   cwd: string, entry: string, env: Record<string, string>, nodeArgs: string[] = []
@@ -107,6 +120,8 @@ export async function startServer (
       clearTimeout(timer)
     }
   }
+  live.add(stop)
+  void exited.then(() => live.delete(stop))
   const deadline = Date.now() + BOOT_TIMEOUT_MS
   for (;;) {
     if (exit !== undefined) throw new Error(`server ended before it was ready: ${describeExit(exit)}`)

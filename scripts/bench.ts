@@ -7,8 +7,7 @@
 // (WORKERS, UV_THREADPOOL_SIZE…) pass through to the server; RATE_LIMIT_MAX defaults to 0 (off).
 import { createRequire } from 'node:module'
 import os from 'node:os'
-import { relative, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { relative } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import * as ort from 'onnxruntime-node'
@@ -16,7 +15,7 @@ import sharp from 'sharp'
 import { openBundle } from '../src/models/bundle.js'
 import { makeImages, multipartBody, type BenchImage } from './bench-images.js'
 import { measureLimits, openSession, tensorFor, timeInference, type ImageLimit } from './bench-limit.js'
-import { describeExit, envNumber, machineCpu, percentile, pollHealth, processCpuS, type RunningServer, startServer, waitForQuiet } from './bench-server.js'
+import { describeExit, envNumber, machineCpu, percentile, pollHealth, processCpuS, type RunningServer, startServer, waitForQuiet, BENCH_MODEL_PATH, BENCH_ROOT, BENCH_SERVER_ENTRY } from './bench-server.js'
 
 // autocannon ships no types; this is the part of its API we use. Without a callback it returns
 // its event emitter, which is also a promise of the summary.
@@ -42,9 +41,6 @@ const LIMIT_BUDGET = { minRuns: 30, minMs: 2000 }
 
 const { values: flags } = parseArgs({ options: { threads: { type: 'boolean', default: false } } })
 const measureThreads = flags.threads || process.env.BENCH_THREADS === '1'
-const root = fileURLToPath(new URL('..', import.meta.url))
-const modelPath = resolve(root, process.env.MODEL_PATH ?? 'models/demo')
-const serverEntry = resolve(root, process.env.BENCH_SERVER ?? 'dist/server.js')
 const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
 const cores = os.availableParallelism()
 
@@ -153,25 +149,22 @@ function printMachine (): void {
     `${f(os.totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, ${os.platform()} ${os.release()}`)
   console.log(`versions: sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips}, concurrency ${sharp.concurrency()}), ` +
     `onnxruntime-node ${ort.env.versions.node ?? ort.env.versions.common}`)
-  const server = [relative(root, serverEntry), ...nodeArgs].join(' ')
+  const server = [relative(BENCH_ROOT, BENCH_SERVER_ENTRY), ...nodeArgs].join(' ')
   const env = SERVER_ENV_SHOWN.filter((k) => process.env[k] !== undefined).map((k) => ` ${k}=${process.env[k]}`).join('')
   console.log(`server: node ${server}${env}${process.env.RATE_LIMIT_MAX === undefined ? ' (RATE_LIMIT_MAX=0)' : ''}`)
   console.log(`load: autocannon ${CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${DURATION_S} s per image; ` +
     `/health every ${HEALTH_INTERVAL_MS} ms on its own connection; up to ${QUIET_WAIT_S} s wait for a quiet machine; loadavg ${os.loadavg().map((l) => f(l, 2)).join(' ')}`)
 }
 
-let running: RunningServer | undefined
 async function withServer<T> (env: Record<string, string>, label: string, body: (s: RunningServer) => Promise<T>): Promise<T> {
   // The per-address rate limit (DESIGN.md) would answer most of this one client's requests with 429.
   const rateLimit = { RATE_LIMIT_MAX: process.env.RATE_LIMIT_MAX ?? '0' }
-  const server = await startServer(root, serverEntry, { MODEL_PATH: modelPath, ...rateLimit, ...env }, nodeArgs)
-  running = server
+  const server = await startServer(BENCH_ROOT, BENCH_SERVER_ENTRY, { MODEL_PATH: BENCH_MODEL_PATH, ...rateLimit, ...env }, nodeArgs)
   try {
     return await body(server)
   } finally {
     const crashed = server.exit() !== undefined
     const exit = await server.stop()
-    running = undefined
     const clean = !crashed && exit.code === 0
     console.log(`server ${label} (pid ${server.pid}) ${crashed ? 'had already ended' : 'stopped with SIGTERM'}: ` +
       `${describeExit(exit)}${clean ? '' : ' ✗ expected exit code 0'}`)
@@ -194,15 +187,11 @@ async function loadAll (server: RunningServer, list: BenchImage[]): Promise<Arra
   return out
 }
 
-// Ctrl-C must not leave our server running.
-process.once('SIGINT', () => {
-  void (running?.stop() ?? Promise.resolve()).finally(() => process.exit(130))
-})
 
 printMachine()
-const bundle = await openBundle(modelPath)
+const bundle = await openBundle(BENCH_MODEL_PATH)
 const spec = bundle.spec
-if (spec === undefined) throw new Error(`${modelPath} has no manifest.json; the bench needs the input spec`)
+if (spec === undefined) throw new Error(`${BENCH_MODEL_PATH} has no manifest.json; the bench needs the input spec`)
 // BENCH_IMAGES=1600,4032 narrows the run to the images whose names contain one of the words.
 const only = process.env.BENCH_IMAGES?.split(',').map((w) => w.trim()).filter((w) => w !== '')
 const images = (await makeImages()).filter((i) => only === undefined || only.some((w) => i.name.includes(w)))

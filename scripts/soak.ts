@@ -8,14 +8,12 @@
 // other processes to go idle before measuring capacity; 0 = never), MODEL_PATH (./models/demo),
 // BENCH_SERVER (dist/server.js). Other variables (WORKERS, LD_PRELOAD…) pass through to the
 // server; RATE_LIMIT_MAX is 0 unless set.
-import { resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { makeImages } from './bench-images.js'
 import {
   LoadClient, RssSampler, closedLoop, f, fdCount, mark, mib, openLoop, printMachine, printTable, rssBytes, scrape, targetsFor,
   type FdCount, type Shot
 } from './bench-load.js'
-import { describeExit, stopAndReport, envNumber, machineCpu, percentile, processCpuS, type RunningServer, startServer, waitForQuiet } from './bench-server.js'
+import { describeExit, stopAndReport, envNumber, machineCpu, percentile, processCpuS, startServer, waitForQuiet, BENCH_MODEL_PATH, BENCH_ROOT, BENCH_SERVER_ENTRY } from './bench-server.js'
 
 const MINUTES = envNumber('SOAK_MINUTES', 10)
 const LOAD = envNumber('SOAK_LOAD', 0.8)
@@ -30,14 +28,7 @@ const MIX = [0, 1, 0, 0, 1, 0, 2, 0, 1, 0]
 // RSS "at minute N" is the median of the samples taken during minute N.
 const BASE_MINUTE = 2
 
-const root = fileURLToPath(new URL('..', import.meta.url))
-const modelPath = resolve(root, process.env.MODEL_PATH ?? 'models/demo')
-const serverEntry = resolve(root, process.env.BENCH_SERVER ?? 'dist/server.js')
 
-let running: RunningServer | undefined
-process.once('SIGINT', () => {
-  void (running?.stop() ?? Promise.resolve()).finally(() => process.exit(130))
-})
 
 interface Minute {
   n: number
@@ -61,8 +52,7 @@ if (QUIET_WAIT_S > 0) {
   const { waitedMs, quiet } = await waitForQuiet(QUIET_WAIT_S * 1000)
   if (!quiet) console.log(`(the machine was still busy with other processes after ${f(waitedMs / 1000, 0)} s; measuring anyway)`)
 }
-const server = await startServer(root, serverEntry, { MODEL_PATH: modelPath, RATE_LIMIT_MAX: process.env.RATE_LIMIT_MAX ?? '0' })
-running = server
+const server = await startServer(BENCH_ROOT, BENCH_SERVER_ENTRY, { MODEL_PATH: BENCH_MODEL_PATH, RATE_LIMIT_MAX: process.env.RATE_LIMIT_MAX ?? '0' })
 let failed = false
 try {
   const health = await (await fetch(`${server.url}/health`)).json() as { workers: number }
@@ -212,5 +202,4 @@ try {
   console.error(err)
 } finally {
   await stopAndReport(server, failed)
-  running = undefined
 }
