@@ -1,0 +1,155 @@
+// Keras 2 and Keras 3 architecture JSON (model_config, config.json, TF.js modelTopology)
+// normalised into one shape, so the walker and the layer functions never see the difference.
+import { ConvertError } from './errors.js'
+
+export interface TensorRef {
+  layer: string
+  node: number
+  index: number
+}
+
+export interface KerasLayer {
+  className: string
+  name: string
+  config: Record<string, unknown>
+  /** One entry per call of the layer (a shared layer has several); each lists the call's input tensors. */
+  calls: TensorRef[][]
+  /** A nested Functional or Sequential model used as a layer. */
+  inner?: KerasGraph
+}
+
+export interface KerasGraph {
+  name: string
+  layers: KerasLayer[]
+  inputs: TensorRef[]
+  outputs: TensorRef[]
+}
+
+type Json = Record<string, unknown>
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v)
+const MODEL_CLASSES = new Set(['Functional', 'Model', 'Sequential'])
+// Refuses absurd configs before anything is allocated for them.
+const MAX_LAYERS = 20000
+
+function fail (message: string): never {
+  throw new ConvertError(message)
+}
+
+function layerName (layer: Json): string {
+  const name = layer.name ?? (isObject(layer.config) ? layer.config.name : undefined)
+  return typeof name === 'string' && name !== '' ? name : fail(`a layer of class ${String(layer.class_name)} has no name`)
+}
+
+/** Keras 3 writes a keras tensor as {class_name: "__keras_tensor__", config: {keras_history}}. */
+function collectKeras3Tensors (value: unknown, out: TensorRef[]): void {
+  if (Array.isArray(value)) {
+    for (const v of value) collectKeras3Tensors(v, out)
+  } else if (isObject(value)) {
+    if (value.class_name === '__keras_tensor__' && isObject(value.config)) {
+      const [layer, node, index] = value.config.keras_history as [string, number, number]
+      out.push({ layer, node, index })
+    } else {
+      for (const v of Object.values(value)) collectKeras3Tensors(v, out)
+    }
+  }
+}
+
+/** Keras 2 writes a call as [[layer, node, tensor, kwargs], …]; Keras 3 as {args, kwargs}. */
+function parseCall (call: unknown, owner: string): TensorRef[] {
+  if (isObject(call)) {
+    const refs: TensorRef[] = []
+    collectKeras3Tensors(call.args, refs)
+    return refs
+  }
+  if (Array.isArray(call)) {
+    return call.map((entry) => {
+      if (!Array.isArray(entry) || typeof entry[0] !== 'string') fail(`layer "${owner}": an inbound node is not in a Keras format this server reads`)
+      if (isObject(entry[3]) && Object.keys(entry[3]).some((k) => k !== 'mask' && k !== 'training')) {
+        fail(`layer "${owner}" is called with extra arguments (${Object.keys(entry[3]).join(', ')}), which Keras writes for TensorFlow operator layers; this server does not run those`)
+      }
+      return { layer: entry[0], node: Number(entry[1] ?? 0), index: Number(entry[2] ?? 0) }
+    })
+  }
+  return fail(`layer "${owner}": an inbound node is not in a Keras format this server reads`)
+}
+
+/** input_layers/output_layers: one [name, node, index] or a list of them. */
+function parseEnds (value: unknown, what: string, model: string): TensorRef[] {
+  if (!Array.isArray(value) || value.length === 0) fail(`model "${model}" has no ${what}`)
+  const list = typeof value[0] === 'string' ? [value] : value
+  return list.map((v) => {
+    if (!Array.isArray(v) || typeof v[0] !== 'string') fail(`model "${model}": ${what} are not in a Keras format this server reads`)
+    return { layer: v[0], node: Number(v[1] ?? 0), index: Number(v[2] ?? 0) }
+  })
+}
+
+function batchShape (config: Json): Array<number | null> | undefined {
+  const shape = config.batch_shape ?? config.batch_input_shape
+  return Array.isArray(shape) ? shape.map((d) => (typeof d === 'number' ? d : null)) : undefined
+}
+
+function parseFunctional (config: Json, counter: { n: number }): KerasGraph {
+  const name = typeof config.name === 'string' ? config.name : 'model'
+  const layers = config.layers
+  if (!Array.isArray(layers)) fail(`model "${name}" has no layers list`)
+  const parsed = layers.map((l) => {
+    if (!isObject(l)) fail(`model "${name}": a layer entry is not an object`)
+    const lname = layerName(l)
+    const calls = Array.isArray(l.inbound_nodes) ? l.inbound_nodes.map((c) => parseCall(c, lname)) : []
+    return parseLayer(l, calls, counter)
+  })
+  return { name, layers: parsed, inputs: parseEnds(config.input_layers, 'inputs', name), outputs: parseEnds(config.output_layers, 'outputs', name) }
+}
+
+function parseSequential (config: Json, counter: { n: number }): KerasGraph {
+  const name = typeof config.name === 'string' ? config.name : 'sequential'
+  const list = Array.isArray(config) ? config : config.layers
+  if (!Array.isArray(list) || list.length === 0) fail(`Sequential model "${name}" has no layers`)
+  const layers: KerasLayer[] = []
+  let previous: string
+  const first = list[0] as Json
+  if (first.class_name === 'InputLayer') {
+    previous = layerName(first)
+  } else {
+    const shape = batchShape(isObject(first.config) ? first.config : {}) ?? batchShape({ batch_shape: config.build_input_shape })
+    if (shape === undefined) fail(`Sequential model "${name}" does not record its input shape`)
+    previous = `${name}_input`
+    layers.push({ className: 'InputLayer', name: previous, config: { batch_shape: shape }, calls: [] })
+  }
+  for (const l of list) {
+    if (!isObject(l)) fail(`model "${name}": a layer entry is not an object`)
+    if (l.class_name === 'InputLayer') {
+      if (layers.length === 0) layers.push(parseLayer(l, [], counter))
+      continue
+    }
+    const layer = parseLayer(l, [[{ layer: previous, node: 0, index: 0 }]], counter)
+    layers.push(layer)
+    previous = layer.name
+  }
+  const input = layers[0] as KerasLayer
+  return { name, layers, inputs: [{ layer: input.name, node: 0, index: 0 }], outputs: [{ layer: previous, node: 0, index: 0 }] }
+}
+
+function parseLayer (l: Json, calls: TensorRef[][], counter: { n: number }): KerasLayer {
+  if (++counter.n > MAX_LAYERS) fail(`the model declares more than ${MAX_LAYERS} layers`)
+  const className = typeof l.class_name === 'string' ? l.class_name : fail('a layer has no class_name')
+  const name = layerName(l)
+  const config = isObject(l.config) ? l.config : {}
+  const layer: KerasLayer = { className, name, config, calls }
+  if (MODEL_CLASSES.has(className)) layer.inner = parseModelConfig(l, counter)
+  return layer
+}
+
+/** The top-level {class_name, config} of a saved model. */
+export function parseModelConfig (root: unknown, counter = { n: 0 }): KerasGraph {
+  if (!isObject(root) || typeof root.class_name !== 'string') fail('the model architecture is not a Keras model config (no class_name)')
+  const config = root.config
+  if (root.class_name === 'Sequential') return parseSequential(isObject(config) || Array.isArray(config) ? config as Json : {}, counter)
+  if (root.class_name === 'Functional' || root.class_name === 'Model') {
+    if (!isObject(config)) fail(`model "${root.class_name}" has no config`)
+    return parseFunctional(config, counter)
+  }
+  return fail(`the file holds a ${root.class_name}, not a Sequential or Functional model: subclassed models carry Python code and cannot be loaded; save a Functional or Sequential model`)
+}
+
+export { batchShape, isObject }

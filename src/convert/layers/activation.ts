@@ -1,0 +1,133 @@
+// Keras' built-in activations (as `activation=` strings and as layers), one ONNX expression each.
+import type { LayerContext, LayerHandler, Sym } from '../layer-api.js'
+import { cfAxis, num, positiveAxis } from '../layer-api.js'
+import type { OnnxGraph } from '../onnx-graph.js'
+
+type Expr = (g: OnnxGraph, x: string, ctx: LayerContext, t: Sym) => string
+
+const f = (v: number) => ({ float: v })
+const op = (name: string, attrs: Record<string, number | { float: number }> = {}): Expr => (g, x) => g.node(name, [x], attrs)
+const mul = (g: OnnxGraph, a: string, b: string) => g.node('Mul', [a, b])
+
+// SELU's constants, from Keras (and the paper).
+const SELU_ALPHA = 1.6732632423543772
+const SELU_SCALE = 1.0507009873554805
+
+/** The axis Keras' softmax uses (the last), where it lives in the ONNX tensor. */
+const lastAxis = (t: Sym) => (t.cf ? cfAxis(t.shape.length - 1, t.shape.length) : t.shape.length - 1)
+
+function gelu (approximate: boolean): Expr {
+  return (g, x) => {
+    const half = mul(g, x, g.scalar(0.5))
+    if (!approximate) {
+      const erf = g.node('Erf', [mul(g, x, g.scalar(Math.SQRT1_2))])
+      return mul(g, half, g.node('Add', [erf, g.scalar(1)]))
+    }
+    // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+    const cube = mul(g, mul(g, mul(g, x, x), x), g.scalar(0.044715))
+    const inner = mul(g, g.node('Add', [x, cube]), g.scalar(Math.sqrt(2 / Math.PI)))
+    return mul(g, half, g.node('Add', [g.node('Tanh', [inner]), g.scalar(1)]))
+  }
+}
+
+const relu6: Expr = (g, x) => g.node('Clip', [x, g.scalar(0), g.scalar(6)])
+const silu: Expr = (g, x) => mul(g, x, g.node('Sigmoid', [x]))
+// Keras 2's hard_sigmoid is clip(0.2·x + 0.5); Keras 3's is relu6(x + 3) / 6.
+const hardSigmoid: Expr = (g, x, ctx) => g.node('HardSigmoid', [x], ctx.kerasMajor >= 3 ? { alpha: f(1 / 6), beta: f(0.5) } : { alpha: f(0.2), beta: f(0.5) })
+const softmax: Expr = (g, x, _ctx, t) => g.node('Softmax', [x], { axis: lastAxis(t) })
+
+export const ACTIVATIONS: Readonly<Record<string, Expr>> = {
+  linear: (_g, x) => x,
+  relu: op('Relu'),
+  relu6,
+  sigmoid: op('Sigmoid'),
+  tanh: op('Tanh'),
+  softmax,
+  log_softmax: (g, x, _ctx, t) => g.node('LogSoftmax', [x], { axis: lastAxis(t) }),
+  elu: op('Elu', { alpha: f(1) }),
+  selu: op('Selu', { alpha: f(SELU_ALPHA), gamma: f(SELU_SCALE) }),
+  celu: op('Celu', { alpha: f(1) }),
+  softplus: op('Softplus'),
+  softsign: op('Softsign'),
+  swish: silu,
+  silu,
+  gelu: gelu(false),
+  exponential: op('Exp'),
+  hard_sigmoid: hardSigmoid,
+  hard_swish: (g, x, ctx, t) => mul(g, x, hardSigmoid(g, x, ctx, t)),
+  hard_silu: (g, x, ctx, t) => mul(g, x, hardSigmoid(g, x, ctx, t)),
+  leaky_relu: op('LeakyRelu', { alpha: f(0.2) }),
+  mish: (g, x) => mul(g, x, g.node('Tanh', [g.node('Softplus', [x])])),
+  log_sigmoid: (g, x) => g.node('Neg', [g.node('Softplus', [g.node('Neg', [x])])]),
+  hard_tanh: (g, x) => g.node('Clip', [x, g.scalar(-1), g.scalar(1)]),
+  tanh_shrink: (g, x) => g.node('Sub', [x, g.node('Tanh', [x])]),
+  soft_shrink: op('Shrink', { lambd: f(0.5), bias: f(0.5) }),
+  hard_shrink: op('Shrink', { lambd: f(0.5), bias: f(0) }),
+  squareplus: (g, x) => mul(g, g.node('Add', [x, g.node('Sqrt', [g.node('Add', [mul(g, x, x), g.scalar(4)])])]), g.scalar(0.5))
+}
+
+/** Keras 3 may write an activation as {class_name: "function", config: "relu"}. */
+function activationName (value: unknown): string | undefined {
+  if (value === undefined || value === null) return 'linear'
+  if (typeof value === 'string') return value
+  if (typeof value === 'object' && 'config' in value && typeof value.config === 'string') return value.config
+  return undefined
+}
+
+export function applyActivation (ctx: LayerContext, t: Sym, activation: unknown): Sym {
+  const name = activationName(activation)
+  const expr = name === undefined ? undefined : ACTIVATIONS[name]
+  if (expr === undefined) {
+    ctx.fail(`activation ${JSON.stringify(activation)} is not a Keras built-in this server supports (${Object.keys(ACTIVATIONS).join(', ')})`)
+  }
+  const y = (expr as Expr)(ctx.g, t.name, ctx, t)
+  return y === t.name ? t : { ...t, name: y }
+}
+
+function relu (ctx: LayerContext, [x]: Sym[]): Sym {
+  const t = x as Sym
+  const g = ctx.g
+  const maxValue = ctx.config.max_value
+  const slope = num(ctx.config.negative_slope, 0)
+  const threshold = num(ctx.config.threshold, 0)
+  let y: string
+  if (slope === 0 && threshold === 0) {
+    y = g.node('Relu', [t.name])
+  } else {
+    // Keras: x ≥ threshold → x, otherwise negative_slope·(x − threshold)
+    const below = mul(g, g.node('Sub', [t.name, g.scalar(threshold)]), g.scalar(slope))
+    y = g.node('Where', [g.node('GreaterOrEqual', [t.name, g.scalar(threshold)]), t.name, below])
+  }
+  if (typeof maxValue === 'number') y = g.node('Min', [y, g.scalar(maxValue)])
+  return { ...t, name: y }
+}
+
+function prelu (ctx: LayerContext, [x]: Sym[]): Sym {
+  const t = x as Sym
+  const shared = new Set((Array.isArray(ctx.config.shared_axes) ? ctx.config.shared_axes as number[] : []).map((a) => positiveAxis(a, t.shape.length)))
+  const dims = t.shape.slice(1).map((d, i) => (shared.has(i + 1) ? 1 : d))
+  if (dims.some((d) => d === null)) ctx.fail('PReLU needs a fully known input shape')
+  const alpha = ctx.weight('alpha', dims)
+  // alpha is stored in Keras' order, so it is applied to the tensor in that order.
+  const y = ctx.g.node('PRelu', [ctx.keras(t), ctx.g.constant(`${ctx.name}.alpha`, [1, ...dims as number[]], alpha)])
+  return { ...t, name: y, cf: false }
+}
+
+function softmaxLayer (ctx: LayerContext, [x]: Sym[]): Sym {
+  const t = x as Sym
+  const rank = t.shape.length
+  const axes = Array.isArray(ctx.config.axis) ? ctx.config.axis as number[] : [num(ctx.config.axis, -1)]
+  if (axes.length !== 1) ctx.fail('Softmax over several axes is not supported')
+  const axis = positiveAxis(axes[0] as number, rank)
+  return { ...t, name: ctx.g.node('Softmax', [t.name], { axis: t.cf ? cfAxis(axis, rank) : axis }) }
+}
+
+export const activationLayers: Record<string, LayerHandler> = {
+  ReLU: { convert: relu },
+  LeakyReLU: {
+    convert: (ctx, [x]) => ({ ...x as Sym, name: ctx.g.node('LeakyRelu', [(x as Sym).name], { alpha: f(num(ctx.config.negative_slope ?? ctx.config.alpha, 0.3)) }) })
+  },
+  ELU: { convert: (ctx, [x]) => ({ ...x as Sym, name: ctx.g.node('Elu', [(x as Sym).name], { alpha: f(num(ctx.config.alpha, 1)) }) }) },
+  PReLU: { convert: prelu, weights: () => ['alpha'] },
+  Softmax: { convert: softmaxLayer }
+}
