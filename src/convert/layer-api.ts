@@ -21,8 +21,11 @@ export interface LayerContext {
   readonly config: Readonly<Record<string, unknown>>
   /** 2 or 3: some built-ins changed meaning between them (hard_sigmoid). */
   readonly kerasMajor: number
-  /** A stored weight, checked against `dims`; a missing or mis-shaped one is an error naming the layer. */
-  weight: (kind: string, dims: ReadonlyArray<number | null>) => Float32Array
+  /**
+   * A stored weight, checked against `dims` (`null` entries match any size; `count` checks only
+   * the number of values); a missing or mis-shaped one is an error naming the layer.
+   */
+  weight: (kind: string, dims: ReadonlyArray<number | null> | { count: number }) => Float32Array
   hasWeight: (kind: string) => boolean
   /** The ONNX name of `t` channels-first (rank ≥ 3) or as it is. */
   cf: (t: Sym) => string

@@ -39,6 +39,8 @@ export interface GraphIO {
   dims: Dim[]
 }
 
+export type { INodeProto }
+
 export class OnnxGraph {
   private readonly nodes: INodeProto[] = []
   private readonly initializers = new Map<string, ITensorProto>()
@@ -117,6 +119,14 @@ export class OnnxGraph {
     return names
   }
 
+  /** A node whose single output is exactly `name` (reserved beforehand, e.g. a graph output). */
+  nodeAs (op: string, inputs: string[], name: string): string {
+    const n: INodeProto = { opType: op, name, input: inputs, output: [name], attribute: [] }
+    this.nodes.push(n)
+    this.producers.set(name, n)
+    return name
+  }
+
   node (op: string, inputs: string[], attrs: Record<string, AttrValue> = {}, hint = op): string {
     return this.nodeN(op, inputs, 1, attrs, hint)[0] as string
   }
@@ -152,6 +162,17 @@ export class OnnxGraph {
       }
     })
     return new Uint8Array(onnx.ModelProto.encode(model).finish())
+  }
+
+  /** The nodes in order, for graph passes (fold.ts). */
+  nodeList (): readonly INodeProto[] {
+    return this.nodes
+  }
+
+  removeNodes (gone: ReadonlySet<INodeProto>): void {
+    const kept = this.nodes.filter((n) => !gone.has(n))
+    this.nodes.length = 0
+    this.nodes.push(...kept)
   }
 
   /** Node counts by op type (the CLI summary). */

@@ -80,11 +80,12 @@ export class GraphWalker {
       inputs.push({ name: ref.layer, dims: shape.map((d, i) => (d ?? (i === 0 ? 'N' : `${ref.layer}_d${i}`))) })
       return { name: ref.layer, shape: [null, ...shape.slice(1)], cf: false }
     })
+    const outputNames = graph.outputs.map((o) => this.g.unique(o.layer))
     const results = this.walk(graph, bound, [])
     // Outputs go back to Keras' layout and get the output layer's name (an Identity also keeps
     // two outputs that are one tensor apart).
     const outputs = results.map((sym, i) => {
-      const name = this.g.node('Identity', [this.layouts.keras(sym)], {}, graph.outputs[i]?.layer ?? `output_${i}`)
+      const name = this.g.nodeAs('Identity', [this.layouts.keras(sym)], outputNames[i] as string)
       return { name, dims: sym.shape.map((d, j) => (d ?? (j === 0 ? 'N' : `${name}_d${j}`))), shape: sym.shape }
     })
     return { inputs, outputs, layerCounts: this.layerCounts, parameters: this.parameters }
@@ -168,8 +169,12 @@ export class GraphWalker {
         const w = find(kind)
         if (w === undefined) fail(`weight "${kind}" is missing from the file (its architecture and weights do not match)`)
         const stored = w as NonNullable<typeof w>
-        if (stored.dims.length !== dims.length || dims.some((d, i) => d !== null && d !== stored.dims[i])) {
-          fail(`weight "${kind}" has shape [${stored.dims.join(', ')}] but the layer needs [${dims.map((d) => d ?? '?').join(', ')}]`)
+        const fits = 'count' in dims
+          ? stored.dims.reduce((a, b) => a * b, 1) === dims.count
+          : stored.dims.length === dims.length && dims.every((d, i) => d === null || d === stored.dims[i])
+        if (!fits) {
+          const need = 'count' in dims ? `${dims.count} values` : `[${dims.map((d) => d ?? '?').join(', ')}]`
+          fail(`weight "${kind}" has shape [${stored.dims.join(', ')}] but the layer needs ${need}`)
         }
         const data = stored.read()
         // A shared layer's weights count once.
