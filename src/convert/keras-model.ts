@@ -8,12 +8,17 @@ export interface TensorRef {
   index: number
 }
 
+export type CallArg = TensorRef | number
+
 export interface KerasLayer {
   className: string
   name: string
   config: Record<string, unknown>
-  /** One entry per call of the layer (a shared layer has several); each lists the call's input tensors. */
-  calls: TensorRef[][]
+  /**
+   * One entry per call of the layer (a shared layer has several), listing its inputs. A number is
+   * a constant operand: Keras 3 writes `x + 3.0` as an `Add` node with args [tensor, 3.0].
+   */
+  calls: CallArg[][]
   /** A nested Functional or Sequential model used as a layer. */
   inner?: KerasGraph
 }
@@ -41,8 +46,10 @@ function layerName (layer: Json): string {
 }
 
 /** Keras 3 writes a keras tensor as {class_name: "__keras_tensor__", config: {keras_history}}. */
-function collectKeras3Tensors (value: unknown, out: TensorRef[]): void {
-  if (Array.isArray(value)) {
+function collectKeras3Tensors (value: unknown, out: CallArg[]): void {
+  if (typeof value === 'number') {
+    out.push(value)
+  } else if (Array.isArray(value)) {
     for (const v of value) collectKeras3Tensors(v, out)
   } else if (isObject(value)) {
     if (value.class_name === '__keras_tensor__' && isObject(value.config)) {
@@ -55,9 +62,9 @@ function collectKeras3Tensors (value: unknown, out: TensorRef[]): void {
 }
 
 /** Keras 2 writes a call as [[layer, node, tensor, kwargs], …]; Keras 3 as {args, kwargs}. */
-function parseCall (call: unknown, owner: string): TensorRef[] {
+function parseCall (call: unknown, owner: string): CallArg[] {
   if (isObject(call)) {
-    const refs: TensorRef[] = []
+    const refs: CallArg[] = []
     collectKeras3Tensors(call.args, refs)
     return refs
   }
@@ -130,7 +137,7 @@ function parseSequential (config: Json, counter: { n: number }): KerasGraph {
   return { name, layers, inputs: [{ layer: input.name, node: 0, index: 0 }], outputs: [{ layer: previous, node: 0, index: 0 }] }
 }
 
-function parseLayer (l: Json, calls: TensorRef[][], counter: { n: number }): KerasLayer {
+function parseLayer (l: Json, calls: CallArg[][], counter: { n: number }): KerasLayer {
   if (++counter.n > MAX_LAYERS) fail(`the model declares more than ${MAX_LAYERS} layers`)
   const className = typeof l.class_name === 'string' ? l.class_name : fail('a layer has no class_name')
   const name = layerName(l)

@@ -92,7 +92,8 @@ function relu (ctx: LayerContext, [x]: Sym[]): Sym {
   const threshold = num(ctx.config.threshold, 0)
   let y: string
   if (slope === 0 && threshold === 0) {
-    y = g.node('Relu', [t.name])
+    y = typeof maxValue === 'number' ? g.node('Clip', [t.name, g.scalar(0), g.scalar(maxValue)]) : g.node('Relu', [t.name])
+    return { ...t, name: y }
   } else {
     // Keras: x ≥ threshold → x, otherwise negative_slope·(x − threshold)
     const below = mul(g, g.node('Sub', [t.name, g.scalar(threshold)]), g.scalar(slope))
