@@ -114,9 +114,34 @@ def _h5_weights_converter_order(h5_path):
             g = mw[lname]
             names = [n.decode() if isinstance(n, bytes) else str(n) for n in g.attrs["weight_names"].tolist()]
             for n in names:
-                arr = np.asarray(g[n], dtype="float32")
+                arr = np.asarray(g[n])
+                arr = arr.astype("int32" if np.issubdtype(arr.dtype, np.integer) else "float32")
                 out.append((n[:-2] if n.endswith(":0") else n, arr))
     return out
+
+
+def _classes(cfg, out=None):
+    out = {} if out is None else out
+    for l in cfg["config"]["layers"]:
+        out[l["config"]["name"]] = l["class_name"]
+        if l["class_name"] in ("Functional", "Sequential", "Model"):
+            _classes(l, out)
+    return out
+
+
+def _k2_weight_name(name, classes):
+    """Keras 3 calls DepthwiseConv2D's kernel 'kernel'; Keras 2 / tfjs-layers call it 'depthwise_kernel'."""
+    # Keras 2 variable names are '<layer>/<var>'; Keras 3 paths may carry the enclosing model's
+    # name too (Sequential: 'sequential_cnn/conv1/kernel')
+    layer, _, var = "/".join(name.split("/")[-2:]).rpartition("/")
+    name = layer + "/" + var
+    if classes.get(layer) == "DepthwiseConv2D" and var == "kernel":
+        return layer + "/depthwise_kernel"
+    return name
+
+
+def _tfjs_dtype(a):
+    return "int32" if np.issubdtype(a.dtype, np.integer) else "float32"
 
 
 def write_tfjs(model, h5_path, out_dir, style="converter"):
@@ -133,17 +158,21 @@ def write_tfjs(model, h5_path, out_dir, style="converter"):
         weights = []
         for v in model.weights:
             weights.append((v.path, np.asarray(v.numpy(), dtype="float32")))
+    else:
+        raise ValueError(style)
+    classes = _classes(k3cfg)
+    weights = [(_k2_weight_name(n, classes), a) for n, a in weights]
+    if style == "layers-js":
         topology = dict(k2cfg)
         topology.update({"keras_version": "tfjs-layers 4.22.0", "backend": "tensor_flow.js"})
         head = {"format": "layers-model", "generatedBy": "TensorFlow.js tfjs-layers v4.22.0", "convertedBy": None}
-    else:
-        raise ValueError(style)
-    blob = b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for _, a in weights)
+    blob = b"".join(np.ascontiguousarray(a, dtype="<i4" if _tfjs_dtype(a) == "int32" else "<f4").tobytes()
+                    for _, a in weights)
     shard = "group1-shard1of1.bin"
     with open(os.path.join(out_dir, shard), "wb") as f:
         f.write(blob)
     manifest = [{"paths": [shard],
-                 "weights": [{"name": n, "shape": list(a.shape), "dtype": "float32"} for n, a in weights]}]
+                 "weights": [{"name": n, "shape": list(a.shape), "dtype": _tfjs_dtype(a)} for n, a in weights]}]
     doc = dict(head)
     doc["modelTopology"] = topology
     doc["weightsManifest"] = manifest
