@@ -27,9 +27,9 @@ import build_ensemble  # noqa: E402
 A = keras.applications
 MODELS = {
     "MobileNetV2": lambda: A.MobileNetV2(weights=None),
-    "MobileNetV3Small": lambda: A.MobileNetV3Small(weights=None),
+    "MobileNetV3Small": lambda: A.MobileNetV3Small(weights=None, input_shape=(224, 224, 3)),  # default is (None, None, 3)
     "EfficientNetB0": lambda: A.EfficientNetB0(weights=None),
-    "EfficientNetV2B0": lambda: A.EfficientNetV2B0(weights=None),
+    "EfficientNetV2B0": lambda: A.EfficientNetV2B0(weights=None, input_shape=(224, 224, 3)),  # default (None, None, 3)
     "ResNet50": lambda: A.ResNet50(weights=None),
     "ResNet50V2": lambda: A.ResNet50V2(weights=None),
     "DenseNet121": lambda: A.DenseNet121(weights=None),
@@ -64,22 +64,25 @@ def bench_one(name, out, n, warm, seed):
     else:
         path = os.path.join(d, "model.h5")
         model.save(path)
-    shape = tuple(model.inputs[0].shape[1:])
+    shape = tuple(224 if s is None else s for s in model.inputs[0].shape[1:])
     rng = np.random.default_rng(seed)
     x2 = rng.uniform(0, 1, (2,) + shape).astype("float32")
     x1 = x2[:1].copy()
     y1 = np.asarray(model(x1, training=False), dtype="float32")
     y2 = np.asarray(model(x2, training=False), dtype="float32")
-    exp = dict(common.versions())
-    exp.update({
-        "case": name, "description": f"keras.applications {name}, weights=None, seed {seed}; inputs uniform 0..1"
-        if name != "ensemble" else "team ensemble (build_ensemble.py), untrained seeded weights; inputs uniform 0..1",
-        "layers": common.layer_classes(model),
-        "inputs": [common.tensor_entry("batch1", x1), common.tensor_entry("batch2", x2)],
-        "outputs": [common.tensor_entry("batch1", y1), common.tensor_entry("batch2", y2)],
-        "note": "inputs[i] -> outputs[i] (batch 1 and batch 2 of the same seeded images)",
-    })
-    common.write_json(os.path.join(d, "expected.json"), exp)
+    iname = model.inputs[0].name
+    oname = model.output_names[0] if getattr(model, "output_names", None) else "output_0"
+    desc = (f"keras.applications {name}, weights=None, seed {seed}; inputs uniform 0..1" if name != "ensemble"
+            else "team ensemble (build_ensemble.py), untrained seeded weights; inputs uniform 0..1")
+    for fn, x, y in (("expected.json", x2, y2), ("expected-batch1.json", x1, y1)):
+        exp = dict(common.versions())
+        exp.update({
+            "case": name, "description": desc + f"; batch {x.shape[0]} (expected-batch1.json holds image 0 alone)",
+            "layers": common.layer_classes(model),
+            "inputs": [common.tensor_entry(iname, x)],
+            "outputs": [common.tensor_entry(oname, y)],
+        })
+        common.write_json(os.path.join(d, fn), exp)
 
     predict = timed(lambda: model.predict(x1, verbose=0), n, warm)
     fn = tf.function(lambda x: model(x, training=False), jit_compile=False)
@@ -90,7 +93,7 @@ def bench_one(name, out, n, warm, seed):
         "file_bytes": os.path.getsize(path), "build_s": round(build_s, 2),
         "threads": {"intra_op": 1, "inter_op": 1},
         "predict_batch1_ms": predict, "tf_function_batch1_ms": compiled,
-        "loadavg_before": os.getloadavg(), "machine": platform.processor() or platform.machine(),
+        "loadavg_after_runs": os.getloadavg(), "machine": platform.processor() or platform.machine(),
         **common.versions(),
     }
     common.write_json(os.path.join(d, "keras-timing.json"), timing)

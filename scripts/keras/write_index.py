@@ -28,6 +28,9 @@ written by `scripts/keras/tfjs_writer.py` (format from tfjs-converter, Apache-2.
 and verified by `scripts/keras/verify_tfjs.py` (rebuilds the model from the Keras-2-style topology
 and reproduces expected.json exactly). File layouts: see `FORMATS.md`.
 
+Deterministic: re-running gives byte-identical `model.h5`, `tfjs/*` and `expected.json`; only
+`model.keras` changes (its `metadata.json` `date_saved` and the zip entry times).
+
 Regenerate: `/work/.venv-keras/bin/python scripts/keras/make_fixtures.py` (all cases, ~30 s),
 `… make_error_fixtures.py`, `… reference_keras2.py`, then `… write_index.py`.
 """
