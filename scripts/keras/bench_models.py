@@ -61,6 +61,9 @@ def bench_one(name, out, n, warm, seed):
     os.makedirs(d, exist_ok=True)
     if name == "ensemble":
         path = build_ensemble.write(model, d)
+        import make_keras2_layout
+
+        make_keras2_layout.convert(path, os.path.join(d, "best_facial_model.keras2-layout.h5"))
     else:
         path = os.path.join(d, "model.h5")
         model.save(path)

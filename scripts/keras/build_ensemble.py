@@ -1,7 +1,8 @@
 """Builds the team's ensemble (MODELS.md, hare_run_v6_facial) with untrained, seeded weights:
 Input(224,224,3) -> EfficientNetB0 & ResNet50 (include_top=False, weights=None, nested, frozen)
 -> GAP each -> Concatenate(3328) -> Dense(512, relu) -> Dropout(0.4) -> Dense(256, relu)
--> Dropout(0.4) -> Dense(8, softmax).  Writes DIR/best_facial_model.h5 + DIR/facial_results.json.
+-> Dropout(0.4) -> Dense(8, softmax).  Writes DIR/best_facial_model.h5 (Keras 3 legacy HDF5) + DIR/facial_results.json
+[+ DIR/best_facial_model.keras2-layout.h5 with --keras2-layout].
 
   /work/.venv-keras/bin/python scripts/keras/build_ensemble.py --out .scratch/ensemble
 """
@@ -51,10 +52,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--keras2-layout", action="store_true",
+                    help="also write best_facial_model.keras2-layout.h5: the same model in the tf.keras 2.13 HDF5 "
+                         "layout the team's real file has (see make_keras2_layout.py)")
     args = ap.parse_args()
     common.tf_threads(1)
     m = build(args.seed)
-    print(write(m, args.out), m.count_params())
+    path = write(m, args.out)
+    print(path, m.count_params())
+    if args.keras2_layout:
+        import make_keras2_layout
+
+        k2 = os.path.join(args.out, "best_facial_model.keras2-layout.h5")
+        make_keras2_layout.convert(path, k2)
+        print(k2)
 
 
 if __name__ == "__main__":

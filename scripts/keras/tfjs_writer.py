@@ -66,12 +66,34 @@ def _triples(x):
     return x
 
 
+def _strip_initializer_axes(cfg):
+    for k, v in cfg.items():
+        if k.endswith("_initializer") and isinstance(v, dict) and isinstance(v.get("config"), dict):
+            v["config"].pop("input_axes", None)
+            v["config"].pop("output_axes", None)
+
+
+def _input_rank(l):
+    try:
+        a = l["inbound_nodes"][0]["args"][0]
+        return len(a["config"]["shape"])
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
 def keras3_to_keras2(model_config):
     """Keras 3 legacy-h5 model_config (dict) -> the Keras 2 (tf.keras 2.13) shape."""
 
     def layer(l):
         cfg = _clean(l["config"])
         cls = l["class_name"]
+        _strip_initializer_axes(cfg)
+        if cls in ("DepthwiseConv2D", "Conv2DTranspose", "Conv1DTranspose"):
+            cfg["groups"] = 1  # tf.keras 2.x writes this (inherited from Conv); Keras 3 rejects it
+        if cls == "BatchNormalization" and isinstance(cfg.get("axis"), int):
+            rank = _input_rank(l)
+            if rank:  # tf.keras 2 stores the built, positive axis list, e.g. [3]
+                cfg["axis"] = [cfg["axis"] % rank]
         if cls == "InputLayer":
             cfg["batch_input_shape"] = cfg.pop("batch_shape")
             cfg.pop("optional", None)

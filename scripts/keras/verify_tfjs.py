@@ -15,6 +15,8 @@ import numpy as np  # noqa: E402
 import keras  # noqa: E402
 from keras.src.legacy.saving import saving_utils  # noqa: E402
 
+from reference_keras2 import patch_config  # noqa: E402
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
@@ -23,6 +25,7 @@ def load_tfjs(d):
     topo = doc["modelTopology"]
     cfg = topo.get("model_config", topo)
     cfg = {"class_name": cfg["class_name"], "config": cfg["config"]}
+    patch_config(cfg)  # Keras 3 refuses the "groups": 1 that tf.keras 2 writes on DepthwiseConv2D
     model = saving_utils.model_from_config(cfg)
     values = {}
     for group in doc["weightsManifest"]:

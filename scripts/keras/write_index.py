@@ -31,8 +31,17 @@ and reproduces expected.json exactly). File layouts: see `FORMATS.md`.
 Deterministic: re-running gives byte-identical `model.h5`, `tfjs/*` and `expected.json`; only
 `model.keras` changes (its `metadata.json` `date_saved` and the zip entry times).
 
-Regenerate: `/work/.venv-keras/bin/python scripts/keras/make_fixtures.py` (all cases, ~30 s),
-`… make_error_fixtures.py`, `… reference_keras2.py`, then `… write_index.py`.
+`model-keras2-layout.h5` (in `mini_ensemble`, `sequential_cnn`, `depthwise_separable`,
+`conv2d_transpose`, `batchnorm`): the same model rewritten by `scripts/keras/make_keras2_layout.py`
+in the exact HDF5 layout tf.keras 2.13 writes (`keras_version` "2.13.1", `:0` weight names, fixed-length
+byte-string attributes, `depthwise_kernel`, `"groups": 1` on DepthwiseConv2D/Conv2DTranspose, BN
+`axis: [3]`, Keras 2 inbound_nodes). Synthetic, but the only NESTED Keras-2-layout files we have
+(the team's model is nested Keras 2); same `expected.json`; checked by loading it back with Keras 3
+(after dropping `groups`, which Keras 3 refuses — a real tf.keras 2.13 file needs the same).
+
+Regenerate (in this order; make_fixtures rewrites whole case folders):
+`/work/.venv-keras/bin/python scripts/keras/make_fixtures.py` (all cases, ~30 s), `… make_keras2_layout.py`,
+`… verify_tfjs.py`, `… make_error_fixtures.py`, `… reference_keras2.py`, then `… write_index.py`.
 """
 
 KERAS2 = """
@@ -69,7 +78,7 @@ def main():
             continue
         e = json.load(open(ep))
         files = []
-        for fn in ("model.h5", "model.keras", "tfjs/model.json", "tfjs/group1-shard1of1.bin", "expected.json"):
+        for fn in ("model.h5", "model.keras", "model-keras2-layout.h5", "tfjs/model.json", "tfjs/group1-shard1of1.bin", "expected.json"):
             s = size(os.path.join(d, fn))
             if s is not None:
                 files.append(f"{fn} {s / 1024:.0f} KB")
