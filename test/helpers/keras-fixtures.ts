@@ -1,7 +1,7 @@
 // The Keras fixtures (test/fixtures/keras/, made by scripts/keras/make_fixtures.py) and the
 // outputs Keras gave for them.
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as ort from 'onnxruntime-node'
 
@@ -28,6 +28,10 @@ const decode = (b64: string) => {
 }
 
 const MODEL_FILES = ['model.h5', 'model.keras', 'model-keras2-layout.h5', 'tfjs/model.json']
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+// Real tf.keras 2 files from public repositories are not committed: scripts/keras/reference_keras2.py
+// restores them into .scratch/keras2/, and shared/keras2/ may hold them for every machine.
+const RESTORED = [join(ROOT, '.scratch', 'keras2'), join(ROOT, '..', 'shared', 'keras2')]
 
 export function loadCase (dir: string): KerasCase {
   const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as { case: string, inputs: Array<{ name?: string, shape: number[], data: string }>, outputs: Array<{ name?: string, shape: number[], data: string }> }
@@ -37,7 +41,7 @@ export function loadCase (dir: string): KerasCase {
     dir,
     inputs: expected.inputs.map(tensor),
     outputs: expected.outputs.map(tensor),
-    files: MODEL_FILES.map((f) => join(dir, f)).filter((f) => existsSync(f))
+    files: [dir, ...RESTORED.map((r) => join(r, basename(dir)))].flatMap((d) => MODEL_FILES.map((f) => join(d, f))).filter((f) => existsSync(f))
   }
 }
 
