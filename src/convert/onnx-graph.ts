@@ -166,7 +166,8 @@ export class OnnxGraph {
         output: o.outputs.map(valueInfo)
       }
     })
-    return new Uint8Array(onnx.ModelProto.encode(model).finish())
+    // finish() returns a Uint8Array (a Buffer in Node) already: copying it would hold the model twice.
+    return onnx.ModelProto.encode(model).finish()
   }
 
   /** The nodes in order, for graph passes (fold.ts). */
