@@ -105,13 +105,7 @@ export const reshapingLayers: Record<string, LayerHandler> = {
   Flatten: { convert: flatten },
   Reshape: { convert: reshape },
   Permute: { convert: permuteLayer },
-  ZeroPadding1D: { convert: zeroPadding(1) },
   ZeroPadding2D: { convert: zeroPadding(2) },
-  ZeroPadding3D: { convert: zeroPadding(3) },
-  Cropping1D: { convert: cropping(1) },
   Cropping2D: { convert: cropping(2) },
-  Cropping3D: { convert: cropping(3) },
-  UpSampling1D: { convert: upSampling(1) },
-  UpSampling2D: { convert: upSampling(2) },
-  UpSampling3D: { convert: upSampling(3) }
+  UpSampling2D: { convert: upSampling(2) }
 }
