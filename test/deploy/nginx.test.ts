@@ -105,7 +105,9 @@ t.test('through nginx', async (t) => {
       t.match(res.headers['content-type'], /^application\/json/, how)
       t.equal(res.headers['x-request-id'], 'too-big', how)
       t.same(JSON.parse(res.body), {
+        success: false,
         error: { code: 'PAYLOAD_TOO_LARGE', message: 'The upload is larger than 100 MB; send a smaller image.' },
+        message: 'The upload is larger than 100 MB; send a smaller image.',
         requestId: 'too-big'
       }, how)
     }
@@ -131,7 +133,7 @@ t.test('nginx\'s 502 when the app is down is JSON in the API\'s shape', async (t
   t.equal(res.status, 502)
   t.match(res.headers.get('content-type'), /^application\/json/)
   t.equal(res.headers.get('x-request-id'), 'down-1')
-  t.match(await res.json(), { error: { code: 'BAD_GATEWAY', message: /restarting or unavailable/ }, requestId: 'down-1' })
+  t.match(await res.json(), { success: false, error: { code: 'BAD_GATEWAY', message: /restarting or unavailable/ }, message: /restarting or unavailable/, requestId: 'down-1' })
 })
 
 t.test('nginx\'s 504 is JSON in the API\'s shape (read timeout shortened for the test)', async (t) => {
@@ -141,5 +143,5 @@ t.test('nginx\'s 504 is JSON in the API\'s shape (read timeout shortened for the
   const res = await fetch(`${nginx.url}/_test/slow?ms=2000`, { headers: { 'x-request-id': 'slow-1' } })
   t.equal(res.status, 504)
   t.match(res.headers.get('content-type'), /^application\/json/)
-  t.match(await res.json(), { error: { code: 'GATEWAY_TIMEOUT' }, requestId: 'slow-1' })
+  t.match(await res.json(), { success: false, error: { code: 'GATEWAY_TIMEOUT' }, message: /did not finish/, requestId: 'slow-1' })
 })
