@@ -48,10 +48,14 @@ t.test('through nginx', async (t) => {
     t.equal(health.status, 200)
     t.match(await health.json(), { status: 'ok', model: { name: 'tiny-test' }, workers: 2 })
     t.equal((await fetch(`${nginx.url}/health/live`)).status, 200)
+    const api = await fetch(`${nginx.url}/api/health`)
+    t.equal(api.status, 200)
+    t.match(await api.json(), { status: 'ok', model: { name: 'tiny-test' }, workers: 2 }, '/api/health answers as /health')
     t.equal((await fetch(`${nginx.url}/_test/echo`, { headers: { 'x-request-id': 'logged-1' } })).status, 200)
     const log = await nginx.accessLog()
     t.match(log, /"GET \/_test\/echo HTTP\/1\.1" 200 .* rid=logged-1 /, 'other requests are logged with their id')
     t.notMatch(log, /GET \/health/, '/health is not logged')
+    t.notMatch(log, /GET \/api\/health/, '/api/health is not logged')
   })
 
   t.test('x-request-id, the client address and the forwarded headers reach the app', async (t) => {
