@@ -44,6 +44,23 @@ export function checkDeclaredFormat (declared: ModelFormat | undefined, actual: 
   }
 }
 
+/**
+ * Whether a file must go to the converter, from its first bytes and the manifest's format. A
+ * manifest that says onnx is trusted (ONNX Runtime checks the file) unless the bytes are plainly
+ * HDF5, a zip or JSON; a file with no manifest that is not ONNX goes to the converter, whose
+ * format detection names what it is (a pickle, a SavedModel…).
+ */
+export function needsConversion (head: Buffer, declared: ModelFormat | undefined, what: string): boolean {
+  if (looksLikeOnnx(head)) {
+    checkDeclaredFormat(declared, 'onnx', what)
+    return false
+  }
+  if (declared !== 'onnx') return true
+  const guess = guessFormat(head)
+  if (guess !== 'model') throw new ManifestError(`manifest.json says format "onnx" but ${what} looks like a ${guess} model`)
+  return false
+}
+
 export interface ConvertOptions {
   source: string
   /** sha256 of the source as verified (the cache key). */
@@ -61,10 +78,7 @@ export interface ConvertOptions {
  */
 export async function convertSource (o: ConvertOptions): Promise<Prepared & { path?: string }> {
   const head = await readHead(o.source)
-  if (looksLikeOnnx(head)) {
-    checkDeclaredFormat(o.declared, 'onnx', o.what)
-    return { modelFile: o.source, format: 'onnx' }
-  }
+  if (!needsConversion(head, o.declared, o.what)) return { modelFile: o.source, format: 'onnx' }
   const converter = await converterVersion()
   o.onConverting?.(o.declared ?? guessFormat(head))
   const result = await convertOffThread({ path: o.source, workDir: o.staging, what: o.what })
@@ -114,8 +128,7 @@ export interface CachedEntryOptions {
 export async function prepareCachedEntry (o: CachedEntryOptions): Promise<Prepared> {
   const source = join(o.dir, o.marker.file)
   const sourceSha256 = o.marker.sha256[o.marker.file] as string
-  if (o.marker.converted === undefined && o.marker.conversionFailed === undefined && looksLikeOnnx(await readHead(source))) {
-    checkDeclaredFormat(o.declared, 'onnx', o.what)
+  if (o.marker.converted === undefined && o.marker.conversionFailed === undefined && !needsConversion(await readHead(source), o.declared, o.what)) {
     return { modelFile: source, format: 'onnx' }
   }
   const known = await reusable(o.marker, sourceSha256)
@@ -131,7 +144,7 @@ export async function prepareCachedEntry (o: CachedEntryOptions): Promise<Prepar
     try {
       prepared = await convertSource({ source, sourceSha256, what: o.what, declared: o.declared, staging, onConverting: o.onConverting })
     } catch (err) {
-      if (!(err instanceof ConvertError)) throw err
+      if (!(err instanceof ConvertError) && !(err instanceof ManifestError)) throw err
       await rewriteMarker(o.dir, { ...rest, sha256, conversionFailed: { from: sourceSha256, converter: known.converter, message: err.message } }, staging)
       throw err
     }

@@ -3,8 +3,8 @@ import { join } from 'node:path'
 import type { ModelFormat } from '../convert/detect.js'
 import { hashFile, openBundle, type Bundle } from './bundle.js'
 import { checkEntry, commitStaging, createStaging, listEntries, readMarker, touchEntry, type Marker } from './cache.js'
-import { looksLikeOnnx, readHead } from './conversion.js'
-import { checkDeclaredFormat, convertSource, type OnConverting } from './converted.js'
+import { readHead } from './conversion.js'
+import { checkDeclaredFormat, convertSource, needsConversion, type OnConverting } from './converted.js'
 import { readSideLabels } from './labels.js'
 
 /** Where the served bundle came from (DESIGN.md's `/health` `source`). */
@@ -87,8 +87,7 @@ export function localStore (modelPath: string, modelDir: string): ModelStore {
   return {
     async resolve (_onProgress, onConverting) {
       const bundle = await withSideLabels(await openBundle(modelPath))
-      if (looksLikeOnnx(await readHead(bundle.modelFile))) {
-        checkDeclaredFormat(bundle.spec?.format, 'onnx', bundle.modelFile)
+      if (!needsConversion(await readHead(bundle.modelFile), bundle.spec?.format, bundle.modelFile)) {
         return { ...bundle, format: 'onnx', source: 'local' }
       }
       return { ...(await convertLocal(bundle, modelDir, onConverting)), source: 'local' }

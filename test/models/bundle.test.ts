@@ -14,7 +14,7 @@ t.test('a bundle folder or its model file', async (t) => {
   t.equal(fromFile.dir, b.dir)
   t.equal(fromFile.spec?.version, 'test-1')
   t.equal(await hashFile(b.modelPath), b.sha256)
-  t.match(await localStore(b.dir, t.testdir()).resolve(), { source: 'local', modelFile: b.modelPath })
+  t.match(await localStore(b.dir, join(b.dir, 'cache')).resolve(), { source: 'local', modelFile: b.modelPath })
 })
 
 t.test('a model file whose bytes differ from the manifest is refused', async (t) => {
