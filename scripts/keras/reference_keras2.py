@@ -92,7 +92,35 @@ def patch_config(cfg):
                 walk(c["layers"])
 
     walk(cfg["config"]["layers"])
+    renumber_nested_nodes(cfg, changes)
     return changes
+
+
+def renumber_nested_nodes(cfg, changes):
+    """tf.keras 2 numbers a nested model's calls from 1 (its construction node is node 0, skipped
+    in the config); Keras 3 reading a list-format config numbers them from 0. Same graph, other
+    numbering: shift the references so Keras 3 can load the copy."""
+    c = cfg["config"]
+    if not isinstance(c, dict) or "layers" not in c:
+        return
+    nested = {l["name"] for l in c["layers"] if l.get("class_name") in ("Functional", "Model")
+              or (l.get("class_name") == "Sequential" and l["config"]["layers"][0]["class_name"] == "InputLayer")}
+    for l in c["layers"]:
+        for node in l.get("inbound_nodes", []):
+            if isinstance(node, list):
+                for t in node:
+                    if t[0] in nested and t[1] >= 1:
+                        t[1] -= 1
+                        changes.append(f"inbound node of '{l['name']}': '{t[0]}' node {t[1] + 1} -> {t[1]}")
+        if l.get("class_name") in ("Functional", "Model"):
+            renumber_nested_nodes(l, changes)
+    # Keras 3 subtracts 1 itself for a nested Functional in input/output_layers.
+    seq = {l["name"] for l in c["layers"] if l.get("class_name") == "Sequential"} & nested
+    for key in ("input_layers", "output_layers"):
+        refs = c.get(key) or []
+        for r in (refs if refs and isinstance(refs[0], list) else [refs]):
+            if r and r[0] in seq and r[1] >= 1:
+                r[1] -= 1
 
 
 def load(path):

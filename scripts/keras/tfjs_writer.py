@@ -41,18 +41,20 @@ def _clean(obj):
     return obj
 
 
-def _k2_tensor(t):
+def _k2_tensor(t, nested=()):
     h = t["config"]["keras_history"]
-    return [h[0], h[1], h[2], {}]
+    # tf.keras 2 counts a nested model's own construction node, so its first call is node 1
+    # (_should_skip_first_node in tf.keras functional.py); Keras 3's call args are 0-based.
+    return [h[0], h[1] + (1 if h[0] in nested else 0), h[2], {}]
 
 
-def _k2_node(node):
+def _k2_node(node, nested=()):
     args = node["args"]
     first = args[0]
     if isinstance(first, list):
-        tensors = [_k2_tensor(t) for t in first]
+        tensors = [_k2_tensor(t, nested) for t in first]
     else:
-        tensors = [_k2_tensor(first)]
+        tensors = [_k2_tensor(first, nested)]
     kwargs = {k: v for k, v in node.get("kwargs", {}).items() if v is not None}
     if kwargs:
         for t in tensors:
@@ -84,7 +86,7 @@ def _input_rank(l):
 def keras3_to_keras2(model_config):
     """Keras 3 legacy-h5 model_config (dict) -> the Keras 2 (tf.keras 2.13) shape."""
 
-    def layer(l):
+    def layer(l, nested=()):
         cfg = _clean(l["config"])
         cls = l["class_name"]
         _strip_initializer_axes(cfg)
@@ -107,7 +109,7 @@ def keras3_to_keras2(model_config):
             cfg.pop("quantization_config", None)
         out = {"class_name": cls, "config": cfg, "name": l.get("name", cfg.get("name"))}
         if "inbound_nodes" in l:
-            out["inbound_nodes"] = [_k2_node(n) for n in l["inbound_nodes"]]
+            out["inbound_nodes"] = [_k2_node(n, nested) for n in l["inbound_nodes"]]
         return out
 
     def graph(m):
@@ -116,11 +118,18 @@ def keras3_to_keras2(model_config):
             return {"class_name": "Sequential",
                     "config": {"name": c["name"], "layers": [
                         {"class_name": x["class_name"], "config": layer(x)["config"]} for x in c["layers"]]}}
+        # Nested models whose first node tf.keras 2 skips: Functional ones, and Sequential
+        # ones that start with an InputLayer (tf.keras 2's Sequential is a Functional).
+        nested = {x["name"] for x in c["layers"] if x["class_name"] in ("Functional", "Model")
+                  or (x["class_name"] == "Sequential" and x["config"]["layers"][0]["class_name"] == "InputLayer")}
+        # Keras 3 already writes input/output_layers of a nested Functional 1-based; not a Sequential's.
+        seq = {x["name"] for x in c["layers"] if x["class_name"] == "Sequential"} & nested
+        ends = lambda refs: [[r[0], r[1] + (1 if r[0] in seq else 0), r[2]] for r in _triples(refs)]
         return {"class_name": "Functional",
                 "config": {"name": c["name"], "trainable": c.get("trainable", True),
-                           "layers": [layer(x) for x in c["layers"]],
-                           "input_layers": _triples(c["input_layers"]),
-                           "output_layers": _triples(c["output_layers"])}}
+                           "layers": [layer(x, nested) for x in c["layers"]],
+                           "input_layers": ends(c["input_layers"]),
+                           "output_layers": ends(c["output_layers"])}}
 
     return graph(model_config)
 

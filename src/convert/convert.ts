@@ -56,11 +56,12 @@ async function loadH5 (path: string, what: string): Promise<Loaded> {
   try {
     const config = attr(file, 'model_config')
     if (typeof config !== 'string') throw new ConvertError(`${what} has no model_config: it holds only weights`)
-    const graph = parseModelConfig(parseJson(config, `${what}'s model_config`))
+    const version = attr(file, 'keras_version')
+    const kerasVersion = typeof version === 'string' ? version : 'unknown'
+    const graph = parseModelConfig(parseJson(config, `${what}'s model_config`), kerasMajor(kerasVersion))
     const root = file.get('model_weights')
     const weights = legacyWeights(file, isGroup(root) ? root : file, what)
-    const version = attr(file, 'keras_version')
-    return { graph, weights, kerasVersion: typeof version === 'string' ? version : 'unknown', cleanup: async () => { file.close() } }
+    return { graph, weights, kerasVersion, cleanup: async () => { file.close() } }
   } catch (err) {
     file.close()
     throw err
@@ -70,8 +71,8 @@ async function loadH5 (path: string, what: string): Promise<Loaded> {
 async function loadKeras (path: string, workDir: string, what: string): Promise<Loaded> {
   const zip = await readKerasZip(path, workDir, what)
   try {
-    const graph = parseModelConfig(parseJson(zip.config, `${what}'s config.json`))
     const meta = zip.metadata === undefined ? {} : parseJson(zip.metadata, `${what}'s metadata.json`) as Record<string, unknown>
+    const graph = parseModelConfig(parseJson(zip.config, `${what}'s config.json`), 3)
     const file = await openHdf5(zip.weightsFile, `${what}'s model.weights.h5`)
     return {
       graph,
@@ -90,7 +91,7 @@ async function loadKeras (path: string, workDir: string, what: string): Promise<
 
 async function loadTfjs (path: string, what: string): Promise<Loaded> {
   const model = await readTfjs(path, what)
-  return { graph: parseModelConfig(model.topology), weights: model.weights, kerasVersion: model.kerasVersion, cleanup: async () => {} }
+  return { graph: parseModelConfig(model.topology, kerasMajor(model.kerasVersion)), weights: model.weights, kerasVersion: model.kerasVersion, cleanup: async () => {} }
 }
 
 /** "2.13.1" → 2; TF.js layers ("tfjs-layers 4.x") follow Keras 2's built-ins. */

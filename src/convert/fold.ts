@@ -17,7 +17,6 @@ export function foldBatchNorm (g: OnnxGraph): number {
   const consumers = new Map<string, INodeProto[]>()
   for (const n of nodes) for (const i of n.input ?? []) consumers.set(i, [...(consumers.get(i) ?? []), n])
   const gone = new Set<INodeProto>()
-  const replaced: string[] = []
   let folded = 0
   for (const conv of nodes) {
     if (conv.opType !== 'Conv') continue
@@ -56,11 +55,11 @@ export function foldBatchNorm (g: OnnxGraph): number {
     }
     if (weights !== undefined && bias !== undefined) {
       conv.input = [x as string, g.constant(`${wName}_folded`, w.dims, weights), g.constant(`${bName ?? wName}_bias_folded`, [channels], bias)]
-      replaced.push(wName as string, ...(bName === undefined ? [] : [bName]))
+      // The unfolded weights go now rather than at encode: a 100 MB model must not be held twice.
+      g.release(wName as string)
+      if (bName !== undefined) g.release(bName)
     }
   }
   g.removeNodes(gone)
-  // The unfolded weights go now rather than at encode: a 100 MB model must not be held twice.
-  for (const name of replaced) g.release(name)
   return folded
 }

@@ -8,24 +8,35 @@ export interface TensorRef {
   index: number
 }
 
+export type CallArg = TensorRef | number
+
 export interface KerasLayer {
   className: string
   name: string
   config: Record<string, unknown>
-  /** One entry per call of the layer (a shared layer has several); each lists the call's input tensors. */
-  calls: TensorRef[][]
+  /**
+   * One entry per call of the layer (a shared layer has several), listing its inputs. A number is
+   * a constant operand: Keras 3 writes `x + 3.0` as an `Add` node with args [tensor, 3.0].
+   */
+  calls: CallArg[][]
   /** A nested Functional or Sequential model used as a layer. */
   inner?: KerasGraph
 }
 
 export interface KerasGraph {
   name: string
+  /**
+   * The model was built from an InputLayer, so Keras gave it a node of its own before any call:
+   * tf.keras 2 numbers its calls from 1 in the outer config, and Keras 3 its outputs from 1.
+   */
+  ownNode: boolean
   layers: KerasLayer[]
   inputs: TensorRef[]
   outputs: TensorRef[]
 }
 
 type Json = Record<string, unknown>
+interface Counter { n: number, kerasMajor: number }
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v)
 const MODEL_CLASSES = new Set(['Functional', 'Model', 'Sequential'])
 // Refuses absurd configs before anything is allocated for them.
@@ -41,8 +52,10 @@ function layerName (layer: Json): string {
 }
 
 /** Keras 3 writes a keras tensor as {class_name: "__keras_tensor__", config: {keras_history}}. */
-function collectKeras3Tensors (value: unknown, out: TensorRef[]): void {
-  if (Array.isArray(value)) {
+function collectKeras3Tensors (value: unknown, out: CallArg[]): void {
+  if (typeof value === 'number') {
+    out.push(value)
+  } else if (Array.isArray(value)) {
     for (const v of value) collectKeras3Tensors(v, out)
   } else if (isObject(value)) {
     if (value.class_name === '__keras_tensor__' && isObject(value.config)) {
@@ -55,9 +68,9 @@ function collectKeras3Tensors (value: unknown, out: TensorRef[]): void {
 }
 
 /** Keras 2 writes a call as [[layer, node, tensor, kwargs], …]; Keras 3 as {args, kwargs}. */
-function parseCall (call: unknown, owner: string): TensorRef[] {
+function parseCall (call: unknown, owner: string): CallArg[] {
   if (isObject(call)) {
-    const refs: TensorRef[] = []
+    const refs: CallArg[] = []
     collectKeras3Tensors(call.args, refs)
     return refs
   }
@@ -88,7 +101,7 @@ function batchShape (config: Json): Array<number | null> | undefined {
   return Array.isArray(shape) ? shape.map((d) => (typeof d === 'number' ? d : null)) : undefined
 }
 
-function parseFunctional (config: Json, counter: { n: number }): KerasGraph {
+function parseFunctional (config: Json, counter: Counter): KerasGraph {
   const name = typeof config.name === 'string' ? config.name : 'model'
   const layers = config.layers
   if (!Array.isArray(layers)) fail(`model "${name}" has no layers list`)
@@ -98,10 +111,25 @@ function parseFunctional (config: Json, counter: { n: number }): KerasGraph {
     const calls = Array.isArray(l.inbound_nodes) ? l.inbound_nodes.map((c) => parseCall(c, lname)) : []
     return parseLayer(l, calls, counter)
   })
-  return { name, layers: parsed, inputs: parseEnds(config.input_layers, 'inputs', name), outputs: parseEnds(config.output_layers, 'outputs', name) }
+  const graph = { name, ownNode: true, layers: parsed, inputs: parseEnds(config.input_layers, 'inputs', name), outputs: parseEnds(config.output_layers, 'outputs', name) }
+  renumberNestedCalls(graph, counter.kerasMajor)
+  return graph
 }
 
-function parseSequential (config: Json, counter: { n: number }): KerasGraph {
+/**
+ * Makes every reference to a nested model's call 0-based. tf.keras 2 (and TF.js) count the nested
+ * model's construction node everywhere (`_should_skip_first_node`); Keras 3 only in
+ * input_layers/output_layers, and then only for Functional models.
+ */
+function renumberNestedCalls (graph: KerasGraph, kerasMajor: number): void {
+  const nested = new Set(graph.layers.filter((l) => l.inner?.ownNode === true && (kerasMajor < 3 || l.className !== 'Sequential')).map((l) => l.name))
+  const shift = (r: TensorRef) => { if (nested.has(r.layer) && r.node > 0) r.node-- }
+  if (kerasMajor < 3) for (const l of graph.layers) for (const call of l.calls) for (const a of call) if (typeof a !== 'number') shift(a)
+  graph.inputs.forEach(shift)
+  graph.outputs.forEach(shift)
+}
+
+function parseSequential (config: Json, counter: Counter): KerasGraph {
   const name = typeof config.name === 'string' ? config.name : 'sequential'
   const list = Array.isArray(config) ? config : config.layers
   if (!Array.isArray(list) || list.length === 0) fail(`Sequential model "${name}" has no layers`)
@@ -127,21 +155,21 @@ function parseSequential (config: Json, counter: { n: number }): KerasGraph {
     previous = layer.name
   }
   const input = layers[0] as KerasLayer
-  return { name, layers, inputs: [{ layer: input.name, node: 0, index: 0 }], outputs: [{ layer: previous, node: 0, index: 0 }] }
+  return { name, ownNode: first.class_name === 'InputLayer', layers, inputs: [{ layer: input.name, node: 0, index: 0 }], outputs: [{ layer: previous, node: 0, index: 0 }] }
 }
 
-function parseLayer (l: Json, calls: TensorRef[][], counter: { n: number }): KerasLayer {
+function parseLayer (l: Json, calls: CallArg[][], counter: Counter): KerasLayer {
   if (++counter.n > MAX_LAYERS) fail(`the model declares more than ${MAX_LAYERS} layers`)
   const className = typeof l.class_name === 'string' ? l.class_name : fail('a layer has no class_name')
   const name = layerName(l)
   const config = isObject(l.config) ? l.config : {}
   const layer: KerasLayer = { className, name, config, calls }
-  if (MODEL_CLASSES.has(className)) layer.inner = parseModelConfig(l, counter)
+  if (MODEL_CLASSES.has(className)) layer.inner = parseModelConfig(l, counter.kerasMajor, counter)
   return layer
 }
 
 /** The top-level {class_name, config} of a saved model. */
-export function parseModelConfig (root: unknown, counter = { n: 0 }): KerasGraph {
+export function parseModelConfig (root: unknown, kerasMajor: number, counter: Counter = { n: 0, kerasMajor }): KerasGraph {
   if (!isObject(root) || typeof root.class_name !== 'string') fail('the model architecture is not a Keras model config (no class_name)')
   const config = root.config
   if (root.class_name === 'Sequential') return parseSequential(isObject(config) || Array.isArray(config) ? config as Json : {}, counter)

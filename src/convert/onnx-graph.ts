@@ -91,6 +91,11 @@ export class OnnxGraph {
     return this.addInitializer(hint, `i${values.join(',')}`, (n) => ({ name: n, dims: [values.length], dataType: INT64, int64Data: [...values] }))
   }
 
+  /** A 0-D int64 initializer (CumSum's axis). */
+  int64Scalar (value: number): string {
+    return this.addInitializer('axis', `s${value}`, (n) => ({ name: n, dims: [], dataType: INT64, int64Data: [value] }))
+  }
+
   /** Forgets a float initializer that folding replaced, so its memory goes before encode. */
   release (name: string): void {
     if (this.nodes.some((n) => n.input?.includes(name) === true)) return
@@ -161,7 +166,8 @@ export class OnnxGraph {
         output: o.outputs.map(valueInfo)
       }
     })
-    return new Uint8Array(onnx.ModelProto.encode(model).finish())
+    // finish() returns a Uint8Array (a Buffer in Node) already: copying it would hold the model twice.
+    return onnx.ModelProto.encode(model).finish()
   }
 
   /** The nodes in order, for graph passes (fold.ts). */

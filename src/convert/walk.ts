@@ -1,7 +1,7 @@
 // The Keras graph walk: calls every layer's function in dependency order, through nested models
 // and shared layers. It knows no layer by name: the registry does.
 import { ConvertError } from './errors.js'
-import type { KerasGraph, KerasLayer, TensorRef } from './keras-model.js'
+import type { CallArg, KerasGraph, KerasLayer, TensorRef } from './keras-model.js'
 import { batchShape } from './keras-model.js'
 import type { LayerContext, LayerHandler, Shape, Sym } from './layer-api.js'
 import type { GraphIO, OnnxGraph } from './onnx-graph.js'
@@ -104,8 +104,8 @@ export class GraphWalker {
       const before = pending.length
       for (let i = 0; i < pending.length;) {
         const { layer, call } = pending[i] as { layer: KerasLayer, call: number }
-        const refs = layer.calls[call] as TensorRef[]
-        const args = refs.map((r) => values.get(refKey(r)))
+        const refs = layer.calls[call] as CallArg[]
+        const args = refs.map((r) => (typeof r === 'number' ? { name: this.g.scalar(r), shape: [], cf: false } : values.get(refKey(r))))
         if (args.some((a) => a === undefined)) { i++; continue }
         pending.splice(i, 1)
         const outs = this.callLayer(layer, args as Sym[], path)
@@ -113,7 +113,7 @@ export class GraphWalker {
       }
       if (pending.length === before) {
         const stuck = pending[0] as { layer: KerasLayer, call: number }
-        const missing = (stuck.layer.calls[stuck.call] as TensorRef[]).find((r) => !values.has(refKey(r)))
+        const missing = (stuck.layer.calls[stuck.call] as CallArg[]).find((r): r is TensorRef => typeof r !== 'number' && !values.has(refKey(r)))
         throw new ConvertError(`model "${graph.name}": layer "${stuck.layer.name}" reads "${missing?.layer}", which no layer of the model produces`)
       }
     }
@@ -149,10 +149,11 @@ export class GraphWalker {
       if (stored === null) stored = this.weights.lookup(path)
       return stored
     }
+    // `a|b`: names a weight has had across Keras versions (DepthwiseConv2D's kernel).
     const find = (kind: string) => {
       const w = load()
       if (w === undefined) return undefined
-      if (w.byKind !== undefined) return w.byKind.get(kind)
+      if (w.byKind !== undefined) return kind.split('|').map((k) => w.byKind?.get(k)).find((v) => v !== undefined)
       const order = handler.weights?.(layer.config) ?? []
       const i = order.indexOf(kind)
       return i < 0 ? undefined : w.ordered[i]
@@ -167,7 +168,7 @@ export class GraphWalker {
       hasWeight: (kind) => find(kind) !== undefined,
       weight: (kind, dims) => {
         const w = find(kind)
-        if (w === undefined) fail(`weight "${kind}" is missing from the file (its architecture and weights do not match)`)
+        if (w === undefined) fail(`weight "${kind.split('|')[0]}" is missing from the file (its architecture and weights do not match)`)
         const stored = w as NonNullable<typeof w>
         const fits = 'count' in dims
           ? stored.dims.reduce((a, b) => a * b, 1) === dims.count

@@ -63,7 +63,44 @@ export const ACTIVATIONS: Readonly<Record<string, Expr>> = {
   tanh_shrink: (g, x) => g.node('Sub', [x, g.node('Tanh', [x])]),
   soft_shrink: op('Shrink', { lambd: f(0.5), bias: f(0.5) }),
   hard_shrink: op('Shrink', { lambd: f(0.5), bias: f(0) }),
+  sparse_sigmoid: (g, x) => g.node('Clip', [mul(g, g.node('Add', [x, g.scalar(1)]), g.scalar(0.5)), g.scalar(0), g.scalar(1)]),
+  // 0 below −1, x above 1, (x + 1)²/4 between
+  sparse_plus: (g, x) => {
+    const mid = mul(g, g.node('Pow', [g.node('Add', [x, g.scalar(1)]), g.scalar(2)]), g.scalar(0.25))
+    const upper = g.node('Where', [g.node('GreaterOrEqual', [x, g.scalar(1)]), x, mid])
+    return g.node('Where', [g.node('LessOrEqual', [x, g.scalar(-1)]), g.scalar(0), upper])
+  },
+  glu: (g, x, ctx, t) => {
+    const axis = lastAxis(t)
+    const size = t.shape.at(-1)
+    if (typeof size !== 'number' || size % 2 !== 0) ctx.fail('glu needs an even, known size on the last axis')
+    const [a, b] = g.nodeN('Split', [x, g.int64([(size as number) / 2, (size as number) / 2])], 2, { axis })
+    return mul(g, a as string, g.node('Sigmoid', [b as string]))
+  },
+  sparsemax: (g, x, ctx, t) => sparsemax(g, x, ctx, t),
   squareplus: (g, x) => mul(g, g.node('Add', [x, g.node('Sqrt', [g.node('Add', [mul(g, x, x), g.scalar(4)])])]), g.scalar(0.5))
+}
+
+/**
+ * Sparsemax along the last axis as Keras 3.15 computes it: sort descending, support where
+ * 1 + k·z₍ₖ₎ > Σⱼ≤ₖ z₍ⱼ₎, τ from the support, output max(z − τ, 0).
+ */
+function sparsemax (g: OnnxGraph, x: string, ctx: LayerContext, t: Sym): string {
+  const axis = lastAxis(t)
+  const size = t.shape.at(-1)
+  if (typeof size !== 'number') ctx.fail('sparsemax needs a known size on the last axis')
+  const [sorted] = g.nodeN('TopK', [x, g.int64([size as number])], 2, { axis, largest: 1, sorted: 1 })
+  const cumsum = g.node('CumSum', [sorted as string, g.int64Scalar(axis)])
+  const shape = Array<number>(t.shape.length).fill(1)
+  shape[axis] = size as number
+  const ks = g.constant('sparsemax_k', shape, Float32Array.from({ length: size as number }, (_, i) => i + 1))
+  const support = g.node('Cast', [g.node('Greater', [g.node('Add', [mul(g, ks, sorted as string), g.scalar(1)]), cumsum])], { to: 1 })
+  const k = g.node('ReduceSum', [support, g.int64([axis])], { keepdims: 1 })
+  // Keras' TensorFlow backend sums the cumulative sums over the support (not the values): its
+  // outputs are what the model was trained with, so they are matched as they are.
+  const total = g.node('ReduceSum', [mul(g, support, cumsum), g.int64([axis])], { keepdims: 1 })
+  const tau = g.node('Div', [g.node('Sub', [total, g.scalar(1)]), k])
+  return g.node('Relu', [g.node('Sub', [x, tau])])
 }
 
 /** Keras 3 may write an activation as {class_name: "function", config: "relu"}. */
@@ -81,7 +118,9 @@ export function applyActivation (ctx: LayerContext, t: Sym, activation: unknown)
     ctx.fail(`activation ${JSON.stringify(activation)} is not a Keras built-in this server supports (${Object.keys(ACTIVATIONS).join(', ')})`)
   }
   const y = (expr as Expr)(ctx.g, t.name, ctx, t)
-  return y === t.name ? t : { ...t, name: y }
+  // glu halves the last axis; every other activation keeps the shape.
+  const shape = name === 'glu' ? [...t.shape.slice(0, -1), (t.shape.at(-1) as number) / 2] : t.shape
+  return y === t.name ? t : { ...t, name: y, shape }
 }
 
 function relu (ctx: LayerContext, [x]: Sym[]): Sym {
@@ -92,7 +131,8 @@ function relu (ctx: LayerContext, [x]: Sym[]): Sym {
   const threshold = num(ctx.config.threshold, 0)
   let y: string
   if (slope === 0 && threshold === 0) {
-    y = g.node('Relu', [t.name])
+    y = typeof maxValue === 'number' ? g.node('Clip', [t.name, g.scalar(0), g.scalar(maxValue)]) : g.node('Relu', [t.name])
+    return { ...t, name: y }
   } else {
     // Keras: x ≥ threshold → x, otherwise negative_slope·(x − threshold)
     const below = mul(g, g.node('Sub', [t.name, g.scalar(threshold)]), g.scalar(slope))

@@ -84,8 +84,11 @@ function depthwiseKernel (ctx: LayerContext, kind: string, kernel: number[], cha
   const dims = [...kernel, channels, multiplier]
   const r = dims.length
   const data = permute(ctx.weight(kind, dims), dims, [r - 2, r - 1, ...Array.from({ length: r - 2 }, (_, i) => i)])
-  return ctx.g.constant(`${ctx.name}.${kind}`, [channels * multiplier, 1, ...kernel], data)
+  return ctx.g.constant(`${ctx.name}.depthwise_kernel`, [channels * multiplier, 1, ...kernel], data)
 }
+
+// Keras 2 calls DepthwiseConv2D's kernel `depthwise_kernel`, Keras 3 `kernel`.
+const DEPTHWISE = 'depthwise_kernel|kernel'
 
 function depthwise (rank: number, separable: boolean) {
   return (ctx: LayerContext, [x]: Sym[]): Sym => {
@@ -96,7 +99,7 @@ function depthwise (rank: number, separable: boolean) {
     const dilations = tuple(ctx.config.dilation_rate, rank, 1)
     const multiplier = num(ctx.config.depth_multiplier, 1)
     const { attrs, out } = windowAttrs(ctx, geo.spatial, kernel, strides, dilations, str(ctx.config.padding, 'valid'))
-    const w = depthwiseKernel(ctx, 'depthwise_kernel', kernel, geo.channels, multiplier)
+    const w = depthwiseKernel(ctx, separable ? 'depthwise_kernel' : DEPTHWISE, kernel, geo.channels, multiplier)
     const mid = geo.channels * multiplier
     const common = { ...attrs, kernel_shape: kernel, strides, dilations, group: geo.channels }
     if (!separable) {
@@ -165,8 +168,8 @@ export const convolutionLayers: Record<string, LayerHandler> = {
   Conv1D: { convert: conv(1), weights: withBias(['kernel']) },
   Conv2D: { convert: conv(2), weights: withBias(['kernel']) },
   Conv3D: { convert: conv(3), weights: withBias(['kernel']) },
-  DepthwiseConv1D: { convert: depthwise(1, false), weights: withBias(['depthwise_kernel']) },
-  DepthwiseConv2D: { convert: depthwise(2, false), weights: withBias(['depthwise_kernel']) },
+  DepthwiseConv1D: { convert: depthwise(1, false), weights: withBias([DEPTHWISE]) },
+  DepthwiseConv2D: { convert: depthwise(2, false), weights: withBias([DEPTHWISE]) },
   SeparableConv1D: { convert: depthwise(1, true), weights: withBias(['depthwise_kernel', 'pointwise_kernel']) },
   SeparableConv2D: { convert: depthwise(2, true), weights: withBias(['depthwise_kernel', 'pointwise_kernel']) },
   Conv1DTranspose: { convert: convTranspose(1), weights: withBias(['kernel']) },

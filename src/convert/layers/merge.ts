@@ -3,15 +3,19 @@
 import type { LayerContext, LayerHandler, Shape, Sym } from '../layer-api.js'
 import { cfAxis, num, positiveAxis } from '../layer-api.js'
 
+// Rank-0 inputs are the constants of Keras 3 operation nodes (`x + 3.0`): they broadcast anywhere.
+const tensors = (inputs: Sym[]) => inputs.filter((t) => t.shape.length > 0)
+
 function common (ctx: LayerContext, inputs: Sym[]): { names: string[], cf: boolean } {
   if (inputs.length < 2) ctx.fail(`needs at least two inputs, got ${inputs.length}`)
-  const rank = (inputs[0] as Sym).shape.length
-  if (inputs.some((t) => t.shape.length !== rank)) ctx.fail(`inputs of different ranks (${inputs.map((t) => `[${t.shape.join(', ')}]`).join(' and ')})`)
+  const rank = (tensors(inputs)[0] as Sym).shape.length
+  if (tensors(inputs).some((t) => t.shape.length !== rank)) ctx.fail(`inputs of different ranks (${inputs.map((t) => `[${t.shape.join(', ')}]`).join(' and ')})`)
   const cf = rank >= 3 && inputs.some((t) => t.cf)
   return { names: inputs.map((t) => (cf ? ctx.cf(t) : ctx.keras(t))), cf }
 }
 
-function broadcast (inputs: Sym[]): Shape {
+function broadcast (all: Sym[]): Shape {
+  const inputs = tensors(all)
   const rank = (inputs[0] as Sym).shape.length
   return Array.from({ length: rank }, (_, i) => {
     const sizes = inputs.map((t) => t.shape[i])
