@@ -30,6 +30,10 @@ async function boot (): Promise<void> {
   const bundle = await store.resolve(
     (progress) => readiness.starting('downloading the model', progress, 'downloading'),
     (format) => readiness.starting(`converting the model (${format})`, undefined, 'converting'))
+  if (bundle.conversion !== undefined) {
+    const { format, modelName, kerasVersion, parameters, layers, ms } = bundle.conversion
+    app.log.info({ format, modelName, kerasVersion, parameters, layers: Object.keys(layers).length, ms: Math.round(ms), onnx: bundle.modelFile }, 'model converted to ONNX')
+  }
   readiness.starting('starting inference workers', undefined, 'warming')
   const engine = await startEngine(bundle, config, (pool) => readiness.trackPool(pool))
   readiness.ready(engine)

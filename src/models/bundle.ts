@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs'
 import { readFile, readdir, stat } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
+import type { ConvertSummary } from '../convert/convert.js'
 import type { ModelFormat } from '../convert/detect.js'
 import { ManifestError, parseManifest, type ModelSpec, type SideLabels } from './manifest.js'
 
@@ -21,6 +22,8 @@ export interface Bundle {
   sourceFile?: string
   /** Without a manifest: labels from a JSON beside the model (src/models/labels.ts). */
   labels?: SideLabels
+  /** Set when this boot converted the model (a warm boot reuses the cached conversion). */
+  conversion?: ConvertSummary
 }
 
 // A folder without a manifest is served when it holds exactly one of these.

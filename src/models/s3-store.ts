@@ -126,9 +126,9 @@ export function s3Store (o: S3StoreOptions): S3Store {
   async function serve (dir: string, marker: Marker, spec: ModelSpec | undefined, onConverting?: OnConverting): Promise<Bundle> {
     try {
       const prepared = await prepareCachedEntry({ dir, marker, stagingParent: keyFolder, what: where, declared: spec?.format, onConverting })
-      if (prepared.summary !== undefined) log.info({ s3: where, dir, ...prepared.summary }, 'model converted to ONNX')
       const bundle: Bundle = { dir, modelFile: prepared.modelFile, spec, format: prepared.format }
       if (prepared.converted !== undefined) bundle.sourceFile = join(dir, marker.file)
+      if (prepared.summary !== undefined) bundle.conversion = prepared.summary
       return await withSideLabels(bundle, SIDE_LABEL_FILES.filter((f) => f in marker.sha256))
     } catch (err) {
       if (!(err instanceof ConvertError) && !(err instanceof ManifestError)) throw err

@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import type { ConvertSummary } from '../convert/convert.js'
 import type { ModelFormat } from '../convert/detect.js'
 import { hashFile, openBundle, type Bundle } from './bundle.js'
 import { checkEntry, commitStaging, createStaging, listEntries, readMarker, touchEntry, type Marker } from './cache.js'
@@ -76,7 +77,7 @@ async function convertLocal (bundle: Bundle, modelDir: string, onConverting?: On
       verifiedBy: 'sha256', downloadedAt: new Date().toISOString(), converted: record
     }
     await commitStaging(staging, dir, entry)
-    return { ...bundle, modelFile: join(dir, record.file), format: prepared.format, sourceFile: source }
+    return { ...bundle, modelFile: join(dir, record.file), format: prepared.format, sourceFile: source, conversion: prepared.summary as ConvertSummary }
   } finally {
     await rm(staging, { recursive: true, force: true })
   }

@@ -50,7 +50,7 @@ t.test('the team\'s layout: .h5 + facial_results.json, no manifest → converted
   t.same(cold.converting, ['keras-h5'], '/health is told a conversion runs')
   t.equal(first.modelFile, join(first.dir, convertedFileName(CONVERTER_VERSION)), 'the ONNX sits beside its verified source')
   t.equal(first.sourceFile, join(first.dir, 'best_facial_model.h5'))
-  t.ok(cold.logs.includes('model converted to ONNX'))
+  t.match(first.conversion, { format: 'keras-h5', parameters: Number, ms: Number, layers: { Dense: 3 } })
   const marker = await readMarker(first.dir)
   t.match(marker, {
     file: 'best_facial_model.h5',
