@@ -4,6 +4,8 @@ import type { StoreCounters } from './models/counters.js'
 import type { DownloadProgress } from './models/store.js'
 
 export type ReadinessStatus = 'starting' | 'ready' | 'error' | 'stopping'
+/** What a 'starting' server is doing (in /health as `phase`). */
+export type BootPhase = 'loading' | 'downloading' | 'converting' | 'warming'
 
 /**
  * Boot progress as /health reports it. server.ts flips it while it loads the model; routes only
@@ -12,6 +14,7 @@ export type ReadinessStatus = 'starting' | 'ready' | 'error' | 'stopping'
 export class Readiness {
   status: ReadinessStatus = 'starting'
   reason = 'starting up'
+  phase: BootPhase | undefined
   progress: DownloadProgress | undefined
   /** The S3 model store's counters, when the model comes from S3 (shown in /health). */
   store: StoreCounters | undefined
@@ -26,11 +29,12 @@ export class Readiness {
     return this.status === 'ready' || this.status === 'stopping' ? this.#engine : undefined
   }
 
-  starting (reason: string, progress?: DownloadProgress): void {
+  starting (reason: string, progress?: DownloadProgress, phase?: BootPhase): void {
     if (this.status === 'stopping') return
     this.status = 'starting'
     this.reason = reason
     this.progress = progress
+    this.phase = phase
   }
 
   trackPool (pool: InferencePool): void {
@@ -46,6 +50,7 @@ export class Readiness {
     this.reason = 'ready'
     this.loadSeconds = (Date.now() - this.startedAt) / 1000
     this.progress = undefined
+    this.phase = undefined
   }
 
   failed (reason: string): void {
@@ -53,11 +58,13 @@ export class Readiness {
     this.status = 'error'
     this.reason = reason
     this.progress = undefined
+    this.phase = undefined
   }
 
   stopping (): void {
     this.status = 'stopping'
     this.reason = 'shutting down'
+    this.phase = undefined
   }
 
   async close (): Promise<void> {

@@ -16,5 +16,7 @@ export const ModelInfo = Type.Object({
   source: Type.String(),
   demo: Type.Boolean(),
   sourceError: Type.Optional(Type.String()),
-  warnings: Type.Array(Type.String())
+  warnings: Type.Array(Type.String()),
+  /** The labels the model answers with, in output order. */
+  labels: Type.Optional(Type.Array(Type.String()))
 })

@@ -21,18 +21,24 @@ const readiness = new Readiness()
 const app = buildApp({ config, readiness })
 if (config.s3 !== undefined) readiness.store = new StoreCounters()
 const store: ModelStore = config.s3 === undefined
-  ? localStore(config.modelPath)
+  ? localStore(config.modelPath, config.modelDir)
   // Imported only when used: the AWS SDK adds ~90 ms to every local-only start.
   : (await import('./models/s3-store.js')).s3Store({ s3: config.s3, modelDir: config.modelDir, tuning: config.modelStore, counters: readiness.store, log: app.log })
 
 async function boot (): Promise<void> {
-  readiness.starting('loading the model')
-  const bundle = await store.resolve((progress) => readiness.starting('downloading the model', progress))
-  readiness.starting('starting inference workers')
+  readiness.starting('loading the model', undefined, 'loading')
+  const bundle = await store.resolve(
+    (progress) => readiness.starting('downloading the model', progress, 'downloading'),
+    (format) => readiness.starting(`converting the model (${format})`, undefined, 'converting'))
+  if (bundle.conversion !== undefined) {
+    const { format, modelName, kerasVersion, parameters, layers, ms } = bundle.conversion
+    app.log.info({ format, modelName, kerasVersion, parameters, layers: Object.keys(layers).length, ms: Math.round(ms), onnx: bundle.modelFile }, 'model converted to ONNX')
+  }
+  readiness.starting('starting inference workers', undefined, 'warming')
   const engine = await startEngine(bundle, config, (pool) => readiness.trackPool(pool))
   readiness.ready(engine)
   const { spec } = engine.model
-  app.log.info({ model: { name: spec.name, version: spec.version, source: engine.model.source }, workers: config.workers }, 'ready')
+  app.log.info({ model: { name: spec.name, version: spec.version, format: spec.format, source: engine.model.source }, workers: config.workers }, 'ready')
   for (const warning of spec.warnings) app.log.warn(warning)
 }
 

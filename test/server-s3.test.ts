@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import t from 'tap'
 import { writeTinyBundle } from './helpers/model.js'
-import { fakeS3, publish, s3Env, scratchDir } from './helpers/s3.js'
+import { fakeOnnx, fakeS3, publish, s3Env, scratchDir } from './helpers/s3.js'
 import { spawnServer, waitReady } from './helpers/spawn-server.js'
 
 interface Health {
@@ -83,7 +83,8 @@ t.test('a missing key: 503 naming bucket and key, retried with backoff, served o
 t.test('a verified download that ONNX Runtime cannot load is retried too, and logged with its stack', async (t) => {
   const s3 = await fakeS3(t)
   await s3.createBucket('models')
-  await s3.put('models', 'junk/model.onnx', 'this is not an ONNX model')
+  // ONNX's first two bytes, then junk: not a Keras file, so it goes to ONNX Runtime, which fails.
+  await s3.put('models', 'junk/model.onnx', fakeOnnx(1000))
   const server = await spawnServer(t, {
     ...s3Env(s3.endpoint), S3_BUCKET: 'models', S3_MODEL_KEY: 'junk/model.onnx', MODEL_DIR: await scratchDir(t), S3_RETRY_MAX_S: '0.2'
   })

@@ -1,4 +1,5 @@
 export type Layout = 'NCHW' | 'NHWC'
+export type Channels = 'RGB' | 'BGR'
 
 export interface TensorSpec {
   layout: Layout
@@ -6,6 +7,8 @@ export interface TensorSpec {
   height: number
   mean: readonly [number, number, number]
   std: readonly [number, number, number]
+  /** Channel order the model expects; mean and std are given in that order. Default RGB. */
+  channels?: Channels
 }
 
 /** Model input dims for a batch of one, in the model's layout. */
@@ -14,8 +17,9 @@ export function inputDims (spec: TensorSpec): number[] {
 }
 
 /**
- * Interleaved 8-bit RGB (what sharp's raw output gives) → float tensor: pixels scaled to 0..1,
- * then (x - mean) / std per channel. The buffer is fresh (not pooled) so it can be transferred
+ * Interleaved 8-bit RGB (what sharp's raw output gives) → float tensor: channels reordered when
+ * the model wants BGR (Keras' caffe mode), pixels scaled to 0..1, then (x - mean) / std per
+ * model channel. The buffer is fresh (not pooled) so it can be transferred
  * to a worker without a copy.
  */
 export function toTensor (rgb: Uint8Array, spec: TensorSpec): Float32Array {
@@ -27,14 +31,17 @@ export function toTensor (rgb: Uint8Array, spec: TensorSpec): Float32Array {
   // x/255/std - mean/std, folded into one multiply-add per value
   const scale = spec.std.map((s) => 1 / (255 * s))
   const shift = spec.mean.map((m, c) => -m / spec.std[c])
+  const bgr = spec.channels === 'BGR'
   for (let c = 0; c < 3; c++) {
     const k = scale[c]
     const b = shift[c]
+    // Model channel c reads RGB channel `from`: the same one, or its mirror for BGR.
+    const from = bgr ? 2 - c : c
     if (spec.layout === 'NCHW') {
       const plane = c * pixels
-      for (let i = 0; i < pixels; i++) out[plane + i] = rgb[i * 3 + c] * k + b
+      for (let i = 0; i < pixels; i++) out[plane + i] = rgb[i * 3 + from] * k + b
     } else {
-      for (let i = c; i < pixels * 3; i += 3) out[i] = rgb[i] * k + b
+      for (let i = 0; i < pixels; i++) out[i * 3 + c] = rgb[i * 3 + from] * k + b
     }
   }
   return out

@@ -46,7 +46,8 @@ export async function startEngine (
   onPool(pool)
   try {
     const io = await pool.describe()
-    const spec = bundle.spec ?? specFromModelMetadata(basename(bundle.modelFile), io.inputs, io.outputs)
+    const file = basename(bundle.sourceFile ?? bundle.modelFile)
+    const spec = bundle.spec ?? specFromModelMetadata(file, io.inputs, io.outputs, { format: bundle.format, labels: bundle.labels })
     checkSpecAgainstModel(spec, io.inputs, io.outputs)
     await pool.warmUp(inputDims(spec.input))
     const model: LoadedModel = { spec, source: bundle.source }

@@ -3,17 +3,31 @@ import { createReadStream } from 'node:fs'
 import { readFile, readdir, stat } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import { ManifestError, parseManifest, type ModelSpec } from './manifest.js'
+import type { ConvertSummary } from '../convert/convert.js'
+import type { ModelFormat } from '../convert/detect.js'
+import { ManifestError, parseManifest, type ModelSpec, type SideLabels } from './manifest.js'
 
 export const MANIFEST_FILE = 'manifest.json'
 
 /** A model bundle on disk: the folder, its model file, and the manifest if it has one. */
 export interface Bundle {
   dir: string
+  /** The ONNX file to load: the model itself, or the conversion of a Keras/TF.js model. */
   modelFile: string
   /** Undefined when the folder has no manifest.json: the spec then comes from the model file. */
   spec: ModelSpec | undefined
+  /** The format of the model as published (onnx when absent). */
+  format?: ModelFormat
+  /** The published model file, when modelFile is its conversion. */
+  sourceFile?: string
+  /** Without a manifest: labels from a JSON beside the model (src/models/labels.ts). */
+  labels?: SideLabels
+  /** Set when this boot converted the model (a warm boot reuses the cached conversion). */
+  conversion?: ConvertSummary
 }
+
+// A folder without a manifest is served when it holds exactly one of these.
+const MODEL_FILE = /\.(onnx|h5|keras)$|^model\.json$/i
 
 /** A file's digest in 1 MiB reads: twice as fast as the default 64 KiB (128 MB: 80 vs 150–210 ms). */
 export async function hashFile (path: string, algorithm = 'sha256'): Promise<string> {
@@ -60,9 +74,9 @@ export async function openBundle (path: string): Promise<Bundle> {
     }
     modelFile = join(dir, spec.file)
   } else if (info.isDirectory()) {
-    const models = (await readdir(dir)).filter((f) => f.toLowerCase().endsWith('.onnx'))
+    const models = (await readdir(dir)).filter((f) => MODEL_FILE.test(f)).sort()
     if (models.length !== 1) {
-      throw new ManifestError(`${dir} has no ${MANIFEST_FILE} and ${models.length} .onnx files; add a manifest or point MODEL_PATH at the model file`)
+      throw new ManifestError(`${dir} has no ${MANIFEST_FILE} and ${models.length === 0 ? 'no' : models.length} model files (.onnx, .h5, .keras, model.json)${models.length > 1 ? ` (${models.join(', ')})` : ''}; add a manifest or point MODEL_PATH at the model file`)
     }
     modelFile = join(dir, models[0]!)
   } else {

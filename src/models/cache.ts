@@ -5,7 +5,8 @@ import { hashFile, MANIFEST_FILE } from './bundle.js'
 import { parseManifest, type ModelSpec } from './manifest.js'
 
 // Layout under MODEL_DIR (README "S3 model store"):
-//   s3/<bucket>/<key>/<version>/      one verified bundle: model, manifest.json, .verified.json
+//   s3/<bucket>/<key>/<version>/      one verified bundle: model, manifest.json, .verified.json,
+//                                     and converted-<converter>.onnx for a Keras/TF.js model
 //   s3/<bucket>/<key>/.tmp-<pid>-…/   a download in progress; renamed to <version> once verified
 // Every segment goes through safeSegment, so no bucket, key or ETag can name a path outside.
 export const CACHE_SUBDIR = 's3'
@@ -40,9 +41,13 @@ const tagOf = (v: VersionRef) => (v.versionId === undefined ? v.etag : `v${v.ver
 
 const PLAIN_TAG = /^[A-Za-z0-9-]+$/
 
-/** The cache folder name of one bundle version: the model's version and the manifest's. */
-export function versionName (model: VersionRef, manifest: VersionRef | undefined): string {
-  const tags = [tagOf(model), manifest === undefined ? 'nomanifest' : tagOf(manifest)]
+/**
+ * The cache folder name of one bundle version: the model's version and the manifest's, and
+ * without a manifest those of the label files found beside the model (a new facial_results.json
+ * is a new version).
+ */
+export function versionName (model: VersionRef, manifest: VersionRef | undefined, sideFiles: readonly VersionRef[] = []): string {
+  const tags = [tagOf(model), manifest === undefined ? 'nomanifest' : tagOf(manifest), ...sideFiles.map(tagOf)]
   // ETags are hex (and "-N"), so "_" keeps two of them apart. VersionIds may hold "_", "/" or
   // "+": those pairs are named by a hash of both, JSON-encoded so no two pairs share a name.
   return safeSegment(tags.every((t) => PLAIN_TAG.test(t)) ? tags.join('_') : JSON.stringify(tags))
@@ -60,6 +65,25 @@ export interface Marker {
   /** 'sha256': pinned by the manifest; 'etag-md5': no manifest, the ETag was the MD5; 'none'. */
   verifiedBy: 'sha256' | 'etag-md5' | 'none'
   downloadedAt: string
+  /** A Keras/TF.js model's ONNX conversion; its file is also in `sha256`, so it re-hashes too. */
+  converted?: ConvertedRecord
+  /** This converter refused these bytes: not converted again until the converter changes. */
+  conversionFailed?: ConversionFailure
+}
+
+export interface ConvertedRecord {
+  file: string
+  sha256: string
+  /** sha256 of the source model file it was converted from. */
+  from: string
+  format: string
+  converter: string
+}
+
+export interface ConversionFailure {
+  from: string
+  converter: string
+  message: string
 }
 
 export async function readMarker (dir: string): Promise<Marker | undefined> {
@@ -113,7 +137,7 @@ export async function inspectEntry (dir: string): Promise<Inspected> {
   return { marker, spec, problem }
 }
 
-async function syncDir (dir: string): Promise<void> {
+export async function syncDir (dir: string): Promise<void> {
   const handle = await open(dir, 'r')
   try {
     await handle.sync()
@@ -156,6 +180,23 @@ export async function commitStaging (staging: string, dest: string, marker: Mark
   }
   await syncDir(dirname(dest))
   return true
+}
+
+/**
+ * Replaces a committed folder's marker in one step (written and fsynced in `staging`, a folder
+ * on the same disk, then renamed over the old one), so a crash leaves the old marker or the new.
+ */
+export async function rewriteMarker (dir: string, marker: Marker, staging: string): Promise<void> {
+  const temp = join(staging, MARKER_FILE)
+  const handle = await open(temp, 'w')
+  try {
+    await handle.writeFile(`${JSON.stringify(marker, null, 2)}\n`)
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+  await rename(temp, join(dir, MARKER_FILE))
+  await syncDir(dir)
 }
 
 const isAlive = (pid: number) => {

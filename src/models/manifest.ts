@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
+import type { ModelFormat } from '../convert/detect.js'
 import type { TensorSpec } from '../imaging/tensor.js'
 
 export type Activation = 'softmax' | 'sigmoid' | 'none' | 'auto'
@@ -13,7 +14,8 @@ const FileName = Type.String({ pattern: '^(?!\\.\\.?$)[A-Za-z0-9._-]{1,200}$' })
 export const ManifestSchema = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 200 }),
   version: Type.String({ minLength: 1, maxLength: 200 }),
-  format: Type.Literal('onnx'),
+  // Keras and TF.js models are converted to ONNX at load (README "Keras models").
+  format: Type.Enum(['onnx', 'keras-h5', 'keras', 'tfjs']),
   file: FileName,
   sha256: Type.Optional(Type.Record(Type.String(), Hex64)),
   demo: Type.Optional(Type.Boolean()),
@@ -23,7 +25,8 @@ export const ManifestSchema = Type.Object({
     width: Type.Integer({ minimum: 1, maximum: 8192 }),
     height: Type.Integer({ minimum: 1, maximum: 8192 }),
     mean: Triple,
-    std: Type.Array(Type.Number({ exclusiveMinimum: 0 }), { minItems: 3, maxItems: 3 })
+    std: Type.Array(Type.Number({ exclusiveMinimum: 0 }), { minItems: 3, maxItems: 3 }),
+    channels: Type.Optional(Type.Enum(['RGB', 'BGR']))
   }),
   output: Type.Object({
     name: Type.String({ minLength: 1 }),
@@ -38,7 +41,8 @@ export type Manifest = Static<typeof ManifestSchema>
 export interface ModelSpec {
   name: string
   version: string
-  format: 'onnx'
+  /** The format of the model as published; anything but onnx is served converted. */
+  format: ModelFormat
   /** The model file's name inside its bundle folder. */
   file: string
   sha256: Readonly<Record<string, string>>
@@ -80,7 +84,7 @@ export function parseManifest (text: string): ModelSpec {
   return {
     name: m.name,
     version: m.version,
-    format: m.format,
+    format: m.format as ModelFormat,
     file: m.file,
     sha256: Object.freeze({ ...m.sha256 }),
     demo: m.demo === true,
@@ -90,7 +94,8 @@ export function parseManifest (text: string): ModelSpec {
       width: m.input.width,
       height: m.input.height,
       mean: [m.input.mean[0], m.input.mean[1], m.input.mean[2]] as const,
-      std: [m.input.std[0], m.input.std[1], m.input.std[2]] as const
+      std: [m.input.std[0], m.input.std[1], m.input.std[2]] as const,
+      channels: (m.input.channels ?? 'RGB') as TensorSpec['channels']
     },
     output: { name: m.output.name, activation: m.output.activation as Activation },
     labels: Object.freeze([...m.labels]),
@@ -98,18 +103,34 @@ export function parseManifest (text: string): ModelSpec {
   }
 }
 
+const shape = (dims: ReadonlyArray<number | string>) => `[${dims.join(', ')}]`
+
 export interface TensorMetadata {
   name: string
   /** Symbolic dimensions (batch) are strings or -1. */
   dims: ReadonlyArray<number | string>
 }
 
+/** Labels found beside a model without a manifest (src/models/labels.ts). */
+export interface SideLabels {
+  file: string
+  labels: readonly string[]
+}
+
+export interface MetadataOptions {
+  format?: ModelFormat
+  labels?: SideLabels | undefined
+}
+
+const MODEL_SUFFIX = /\.(onnx|h5|hdf5|keras|json)$/i
+
 /**
  * A model file with no manifest: the input and output shapes tell layout, size and label count.
- * Pixels are scaled to 0..1 without mean/std, and the activation is decided per output ('auto').
+ * Pixels are RGB scaled to 0..1 without mean/std (what the team's Keras training did, MODELS.md),
+ * labels come from a side JSON when there is one, and the activation is decided per output ('auto').
  */
 export function specFromModelMetadata (
-  file: string, inputs: readonly TensorMetadata[], outputs: readonly TensorMetadata[]
+  file: string, inputs: readonly TensorMetadata[], outputs: readonly TensorMetadata[], options: MetadataOptions = {}
 ): ModelSpec {
   const input = inputs[0]
   const output = outputs[0]
@@ -129,21 +150,24 @@ export function specFromModelMetadata (
   if (width === undefined || height === undefined || typeof classes !== 'number' || classes < 1) {
     throw new ManifestError(`${file}: input [${input.dims.join(', ')}] / output [${output.dims.join(', ')}] need fixed sizes without a manifest`)
   }
+  const side = options.labels
+  if (side !== undefined && side.labels.length !== classes) {
+    throw new ManifestError(`${side.file} names ${side.labels.length} classes but ${file}'s output shape is ${shape(output.dims)}`)
+  }
+  const labelsFrom = side === undefined ? 'labels are class_0…' : `labels from ${side.file}`
   return {
-    name: file.replace(/\.onnx$/i, ''),
+    name: file.replace(MODEL_SUFFIX, ''),
     version: 'unversioned',
-    format: 'onnx',
+    format: options.format ?? 'onnx',
     file,
     sha256: {},
     demo: false,
-    input: { name: input.name, layout, width, height, mean: [0, 0, 0], std: [1, 1, 1] },
+    input: { name: input.name, layout, width, height, mean: [0, 0, 0], std: [1, 1, 1], channels: 'RGB' },
     output: { name: output.name, activation: 'auto' },
-    labels: Array.from({ length: classes }, (_, i) => `class_${i}`),
-    warnings: ['no manifest.json beside the model: input size and labels were guessed from the model file, normalisation is 0..1 with no mean/std, labels are class_0…']
+    labels: Object.freeze(side === undefined ? Array.from({ length: classes }, (_, i) => `class_${i}`) : [...side.labels]),
+    warnings: [`no manifest.json beside the model: input size was read from the model file, pixels are RGB scaled to 0..1 with no mean/std, ${labelsFrom}`]
   }
 }
-
-const shape = (dims: ReadonlyArray<number | string>) => `[${dims.join(', ')}]`
 
 /**
  * The manifest must match the model it describes; a mismatch found here is a clear boot error

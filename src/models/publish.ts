@@ -1,7 +1,7 @@
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
 import { createReadStream } from 'node:fs'
-import { stat } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { basename, posix } from 'node:path'
 import { MANIFEST_FILE, hashFile } from './bundle.js'
 import { parseManifest, type ModelSpec } from './manifest.js'
@@ -29,6 +29,11 @@ export interface PushOptions {
   /** manifest.json contents without sha256 (it is computed); `version` may come from here. */
   manifest: Record<string, unknown>
   version?: string | undefined
+  /**
+   * Files published beside the model, unchanged and pinned in the manifest: a TF.js model's
+   * weight shards, a Keras model's facial_results.json. The server converts Keras models itself.
+   */
+  sideFiles?: readonly string[]
   force?: boolean
   dryRun?: boolean
   /** Multipart part size: fauxqs takes at most ~11 MiB per request, S3 at least 5 MiB. */
@@ -49,6 +54,8 @@ export interface PushResult {
 }
 
 const VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/
+// What the server accepts as a bundle file name (src/models/manifest.ts).
+const SIDE_FILE = /^(?!\.\.?$)[A-Za-z0-9._-]{1,200}$/
 const MiB = 1024 * 1024
 
 export const versionKey = (prefix: string, version: string, file: string) =>
@@ -74,9 +81,18 @@ export async function pushModel (o: PushOptions): Promise<PushResult> {
     throw new PublishInputError(`version ${JSON.stringify(version ?? null)} must be 1-128 of A-Z a-z 0-9 . _ + - (use --version or the manifest's "version")`)
   }
   const file = typeof o.manifest.file === 'string' ? o.manifest.file : basename(o.modelPath)
-  const bytes = (await stat(o.modelPath)).size
+  const side = (o.sideFiles ?? []).map((path) => ({ path, name: basename(path) }))
+  const clash = side.find((f) => f.name === file || f.name === MANIFEST_FILE || !SIDE_FILE.test(f.name))
+  if (clash !== undefined) throw new PublishInputError(`${clash.path} cannot be published beside ${file} (its name is taken or not a plain file name)`)
+  const modelBytes = (await stat(o.modelPath)).size
+  let bytes = modelBytes
   const sha256 = await hashFile(o.modelPath)
-  const manifestText = `${JSON.stringify({ ...o.manifest, version, file, sha256: { [file]: sha256 } }, null, 2)}\n`
+  const pins: Record<string, string> = { [file]: sha256 }
+  for (const f of side) {
+    pins[f.name] = await hashFile(f.path)
+    bytes += (await stat(f.path)).size
+  }
+  const manifestText = `${JSON.stringify({ ...o.manifest, version, file, sha256: pins }, null, 2)}\n`
   let spec: ModelSpec
   try {
     spec = parseManifest(manifestText)
@@ -99,8 +115,11 @@ export async function pushModel (o: PushOptions): Promise<PushResult> {
     queueSize: 4,
     leavePartsOnError: false
   })
-  upload.on('httpUploadProgress', (p) => o.onProgress?.(Number(p.loaded), bytes))
+  upload.on('httpUploadProgress', (p) => o.onProgress?.(Number(p.loaded), modelBytes))
   await upload.done()
+  for (const f of side) {
+    await o.client.send(new PutObjectCommand({ Bucket: o.bucket, Key: versionKey(o.prefix, version, f.name), Body: await readFile(f.path), Metadata: { sha256: pins[f.name] as string } }))
+  }
   await o.client.send(new PutObjectCommand({ Bucket: o.bucket, Key: manifestKey, Body: manifestText, ContentType: 'application/json' }))
   return { ...result, uploaded: true }
 }

@@ -26,6 +26,8 @@ const Ready = Type.Object({
 const NotReady = Type.Object({
   status: Type.String(),
   reason: Type.String(),
+  /** While starting: loading, downloading, converting (a Keras model to ONNX) or warming. */
+  phase: Type.Optional(Type.String()),
   model: Type.Optional(Type.Object({ downloadedBytes: Type.Number(), totalBytes: Type.Number() })),
   store: Type.Optional(StoreStats)
 })
@@ -44,13 +46,13 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness }> = async 
     const engine = readiness.status === 'ready' ? readiness.engine : undefined
     if (engine === undefined) {
       reply.code(503).header('cache-control', 'no-store')
-      return { status: readiness.status, reason: readiness.reason, model: readiness.progress, store: readiness.store?.snapshot() }
+      return { status: readiness.status, reason: readiness.reason, phase: readiness.phase, model: readiness.progress, store: readiness.store?.snapshot() }
     }
     const { spec, source, sourceError } = engine.model
     reply.header('cache-control', 'no-store')
     return {
       status: 'ok' as const,
-      model: { name: spec.name, version: spec.version, format: spec.format, source, demo: spec.demo, sourceError, warnings: [...spec.warnings] },
+      model: { name: spec.name, version: spec.version, format: spec.format, source, demo: spec.demo, sourceError, warnings: [...spec.warnings], labels: [...spec.labels] },
       workers: engine.pool.workers,
       workerRestarts: engine.pool.stats().restarts,
       uptimeS: Math.round((Date.now() - readiness.startedAt) / 100) / 10,

@@ -25,7 +25,7 @@ export async function testApp (t: Test, o: TestAppOptions = {}) {
   const app = buildApp({ config, readiness })
   t.teardown(async () => await app.close())
   if (o.notReady !== true) {
-    const engine = await startEngine(await localStore(config.modelPath).resolve(), { ...config, testHooks: o.testHooks }, (p) => readiness.trackPool(p))
+    const engine = await startEngine(await localStore(config.modelPath, config.modelDir).resolve(), { ...config, testHooks: o.testHooks }, (p) => readiness.trackPool(p))
     readiness.ready(engine)
   }
   return { app, readiness, config }

@@ -71,6 +71,17 @@ export async function fakeS3 (t: Test): Promise<FakeS3> {
   return s3
 }
 
+/**
+ * Bytes the store serves as ONNX without parsing them: random, after the two bytes an ONNX
+ * ModelProto starts with (ir_version 7). Anything else would be sent to the converter.
+ */
+export function fakeOnnx (bytes: number): Buffer {
+  const body = randomBytes(bytes)
+  body[0] = 0x08
+  body[1] = 0x07
+  return body
+}
+
 /** Manifest fields of a tiny NCHW test model (writeTinyBundle's), without version and sha256. */
 export const TINY_MANIFEST = {
   name: 'tiny-test',
@@ -92,7 +103,7 @@ export interface PublishOptions {
 
 /** Pushes one bundle version the way `shine-models push` does; the model file is written under `tmp`. */
 export async function publish (s3: FakeS3, tmp: string, o: PublishOptions): Promise<PushResult & { model: Uint8Array }> {
-  const model = o.model ?? randomBytes(256 * 1024)
+  const model = o.model ?? fakeOnnx(256 * 1024)
   const dir = join(tmp, `push-${o.version}-${randomBytes(4).toString('hex')}`)
   await mkdir(dir, { recursive: true })
   const modelPath = join(dir, 'model.onnx')

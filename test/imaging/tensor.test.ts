@@ -46,3 +46,16 @@ t.test('the buffer is its own (transferable without a copy) and sizes are checke
   t.equal(out.buffer.byteLength, 12 * 4)
   t.throws(() => toTensor(rgb.subarray(3), plain), RangeError)
 })
+
+t.test('BGR (Keras caffe mode) swaps red and blue; mean and std are in the model\'s order', async (t) => {
+  const bgr: TensorSpec = { ...plain, channels: 'BGR' }
+  // planes B, G, R: red pixel → R plane, blue pixel → B plane
+  t.same(Array.from(toTensor(rgb, bgr)), [0, 0, 1, 1, /* G */ 0, 1, 0, 1, /* R */ 1, 0, 0, 1])
+  t.same(Array.from(toTensor(rgb, { ...bgr, layout: 'NHWC' })), [0, 0, 1, 0, 1, 0, 1, 0, 0, 1, 1, 1])
+  t.same(Array.from(toTensor(rgb, { ...plain, channels: 'RGB' })), Array.from(toTensor(rgb, plain)), 'RGB is the default')
+  // caffe preset: x·255 − mean(BGR) — mean/255 and std 1/255 after the 0..1 scaling
+  const caffe: TensorSpec = { ...bgr, layout: 'NHWC', mean: [103.939 / 255, 116.779 / 255, 123.68 / 255], std: [1 / 255, 1 / 255, 1 / 255] }
+  const out = toTensor(rgb, caffe)
+  const want = [0 - 103.939, 0 - 116.779, 255 - 123.68] // the red pixel, as B, G, R
+  want.forEach((v, c) => t.ok(Math.abs(out[c]! - v) < 1e-3, `caffe channel ${c}: ${out[c]} ≈ ${v}`))
+})

@@ -100,3 +100,24 @@ t.test('push: an S3 error while checking for the version is not mistaken for "ab
   t.match(await pushModel({ client, bucket: 'm', prefix: 'p', modelPath, manifest: TINY_MANIFEST, version: 'v1' }).catch((e: unknown) => e), { $metadata: { httpStatusCode: 403 } })
   t.equal(proxy.requests.filter((r) => r.method === 'PUT' || r.method === 'POST').length, 0, 'nothing was uploaded')
 })
+
+t.test('push: side files (TF.js shards, facial_results.json) go beside the model, unchanged and pinned', async (t) => {
+  const s3 = await fakeS3(t)
+  await s3.createBucket('m')
+  const tmp = await scratchDir(t)
+  const modelPath = join(tmp, 'model.json')
+  await writeFile(modelPath, '{"modelTopology":{},"weightsManifest":[]}')
+  await writeFile(join(tmp, 'group1-shard1of1.bin'), randomBytes(1000))
+  await writeFile(join(tmp, 'facial_results.json'), '{"class_names":["a"]}')
+  const result = await pushModel({
+    client: s3.client, bucket: 'm', prefix: 'web', modelPath, version: 'v1',
+    manifest: { ...TINY_MANIFEST, format: 'tfjs', file: 'model.json', labels: ['a'] }, sideFiles: [join(tmp, 'group1-shard1of1.bin'), join(tmp, 'facial_results.json')]
+  })
+  t.match(result, { uploaded: true, bytes: 1000 + 21 + 41 })
+  const manifest = JSON.parse(await (await s3.client.send(new GetObjectCommand({ Bucket: 'm', Key: result.manifestKey }))).Body!.transformToString())
+  t.same(Object.keys(manifest.sha256).sort(), ['facial_results.json', 'group1-shard1of1.bin', 'model.json'])
+  const shard = await s3.client.send(new GetObjectCommand({ Bucket: 'm', Key: 'web/v1/group1-shard1of1.bin' }))
+  t.equal(shard.Metadata?.sha256, manifest.sha256['group1-shard1of1.bin'])
+  await t.rejects(pushModel({ client: s3.client, bucket: 'm', prefix: 'web', modelPath, version: 'v2', manifest: { ...TINY_MANIFEST, file: 'model.json' }, sideFiles: [modelPath] }),
+    { name: 'PublishInputError', message: /model\.json cannot be published beside model\.json/ })
+})

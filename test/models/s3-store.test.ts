@@ -12,7 +12,7 @@ import { StoreCounters } from '../../src/models/counters.js'
 import { s3Store, type StoreLog } from '../../src/models/s3-store.js'
 import type { DownloadProgress } from '../../src/models/store.js'
 import { faultProxy } from '../helpers/fault-proxy.js'
-import { TEST_CREDENTIALS, cacheProblems, cachedVersions, fakeS3, publish, scratchDir } from '../helpers/s3.js'
+import { TEST_CREDENTIALS, cacheProblems, cachedVersions, fakeOnnx, fakeS3, publish, scratchDir } from '../helpers/s3.js'
 
 const BUCKET = 'models'
 const TUNING: ModelStoreConfig = {
@@ -178,7 +178,7 @@ t.test('S3 unreachable with a verified cached copy: served as cache, with the er
   t.match(bundle.sourceError, /^EndpointUnreachable: /)
 
   // A damaged cached copy is not trusted, even as a fallback.
-  await writeFile(bundle.modelFile, randomBytes(16))
+  await writeFile(bundle.modelFile, fakeOnnx(16))
   await t.rejects(storeFor(t, `http://127.0.0.1:${port}`, modelDir, pushed.modelKey).store.resolve(), { message: /^EndpointUnreachable/ })
   t.same(await cachedVersions(modelDir), [], 'the damaged copy was deleted')
 })
@@ -200,7 +200,7 @@ t.test('a cached copy whose bytes changed on disk is downloaded again', async (t
 
 t.test('a model with no manifest is served, verified by its ETag (the MD5 of a single-part upload)', async (t) => {
   const { s3, modelDir } = await setup(t)
-  const model = randomBytes(100_000)
+  const model = fakeOnnx(100_000)
   await s3.put(BUCKET, 'bare/model.onnx', model)
   const { store, logs } = storeFor(t, s3.endpoint, modelDir, 'bare/model.onnx')
   const bundle = await store.resolve()
@@ -222,7 +222,7 @@ t.test('a model with no manifest is served, verified by its ETag (the MD5 of a s
 t.test('a multipart upload without manifest cannot be verified: served, with a warning', async (t) => {
   const { s3, modelDir } = await setup(t)
   const { Upload } = await import('@aws-sdk/lib-storage')
-  await new Upload({ client: s3.client, params: { Bucket: BUCKET, Key: 'mp/model.onnx', Body: randomBytes(6 * 1024 * 1024) }, partSize: 5 * 1024 * 1024 }).done()
+  await new Upload({ client: s3.client, params: { Bucket: BUCKET, Key: 'mp/model.onnx', Body: fakeOnnx(6 * 1024 * 1024) }, partSize: 5 * 1024 * 1024 }).done()
   const { store, logs } = storeFor(t, s3.endpoint, modelDir, 'mp/model.onnx')
   t.equal((await store.resolve()).source, 's3')
   t.match(logs.find((l) => l.level === 'warn')?.msg, /cannot be verified/)
@@ -257,7 +257,7 @@ t.test('503 on every attempt: fails after S3_MAX_ATTEMPTS, nothing cached', asyn
 t.test('a connection reset mid-body is resumed with a Range request', async (t) => {
   const { s3, modelDir, tmp } = await setup(t)
   const proxy = await faultProxy(t, s3.endpoint)
-  const pushed = await publish(s3, tmp, { bucket: BUCKET, prefix: 'skin', version: 'v1', model: randomBytes(3 * 1024 * 1024) })
+  const pushed = await publish(s3, tmp, { bucket: BUCKET, prefix: 'skin', version: 'v1', model: fakeOnnx(3 * 1024 * 1024) })
   proxy.inject({ method: 'GET', path: 'model.onnx', times: 2, fault: { kind: 'reset', afterBytes: 1024 * 1024 } })
   const { store, counters } = storeFor(t, proxy.endpoint, modelDir, pushed.modelKey)
   const bundle = await store.resolve()
@@ -295,7 +295,7 @@ t.test('flipped bytes: the sha256 mismatch is rejected, nothing is cached, and i
 t.test('a stalled response: the stall timeout fires and the download resumes', async (t) => {
   const { s3, modelDir, tmp } = await setup(t)
   const proxy = await faultProxy(t, s3.endpoint)
-  const pushed = await publish(s3, tmp, { bucket: BUCKET, prefix: 'skin', version: 'v1', model: randomBytes(1024 * 1024) })
+  const pushed = await publish(s3, tmp, { bucket: BUCKET, prefix: 'skin', version: 'v1', model: fakeOnnx(1024 * 1024) })
   proxy.inject({ method: 'GET', path: 'model.onnx', times: 1, fault: { kind: 'stall', afterBytes: 300_000 } })
   const { store, counters, logs } = storeFor(t, proxy.endpoint, modelDir, pushed.modelKey, { stallTimeoutMs: 300 })
   const started = Date.now()
@@ -317,7 +317,7 @@ t.test('a stalled response: the stall timeout fires and the download resumes', a
 t.test('parallel ranged GETs: ordered, verified on the fly, a reset part resumes', async (t) => {
   const { s3, modelDir, tmp } = await setup(t)
   const proxy = await faultProxy(t, s3.endpoint)
-  const pushed = await publish(s3, tmp, { bucket: BUCKET, prefix: 'skin', version: 'v1', model: randomBytes(2 * 1024 * 1024 + 123) })
+  const pushed = await publish(s3, tmp, { bucket: BUCKET, prefix: 'skin', version: 'v1', model: fakeOnnx(2 * 1024 * 1024 + 123) })
   proxy.inject({ method: 'GET', path: 'model.onnx', times: 1, fault: { kind: 'reset', afterBytes: 100_000 } })
   const { store, counters } = storeFor(t, proxy.endpoint, modelDir, pushed.modelKey, { downloadStreams: 4, partSizeBytes: 256 * 1024 })
   const bundle = await store.resolve()
@@ -357,7 +357,7 @@ t.test('a manifest that does not fit its key, or lists unsafe files, is refused 
 
 t.test('extra files the manifest pins are downloaded in parallel and verified', async (t) => {
   const { s3, modelDir } = await setup(t)
-  const model = randomBytes(50_000)
+  const model = fakeOnnx(50_000)
   const data = randomBytes(70_000)
   const { createHash } = await import('node:crypto')
   const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
@@ -373,14 +373,14 @@ t.test('extra files the manifest pins are downloaded in parallel and verified', 
   t.equal(progress.at(-1)?.downloadedBytes, progress.at(-1)?.totalBytes)
   t.same(await cacheProblems(modelDir), [])
   await s3.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'x/model.onnx.data' }))
-  await s3.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'x/model.onnx', Body: randomBytes(10) }))
+  await s3.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'x/model.onnx', Body: fakeOnnx(10) }))
   await t.rejects(storeFor(t, s3.endpoint, await scratchDir(t), 'x/model.onnx').store.resolve(), { message: /^NoSuchKey: / })
 })
 
 t.test('keys that would escape MODEL_DIR stay inside it', async (t) => {
   const { s3, modelDir } = await setup(t)
   for (const key of ['../../escape/model.onnx', '/abs/model.onnx', 'sp ace/ü/../model.onnx', 'model.onnx', 'x/mödel v2.onnx']) {
-    await s3.put(BUCKET, key, randomBytes(1000))
+    await s3.put(BUCKET, key, fakeOnnx(1000))
     const bundle = await storeFor(t, s3.endpoint, modelDir, key).store.resolve()
     t.ok(bundle.dir.startsWith(join(modelDir, 's3', BUCKET) + '/'), `${key} → ${bundle.dir}`)
     t.notMatch(bundle.dir.slice(modelDir.length), /\/\.\.?\//)
@@ -403,7 +403,7 @@ t.test('HEAD failures other than a missing manifest are named; a HeadBucket that
 t.test('a download that takes a while logs its progress (bytes, MB/s) about once a second', async (t) => {
   const { s3, modelDir, tmp } = await setup(t)
   const proxy = await faultProxy(t, s3.endpoint)
-  const pushed = await publish(s3, tmp, { bucket: BUCKET, prefix: 'skin', version: 'v1', model: randomBytes(1_300_000) })
+  const pushed = await publish(s3, tmp, { bucket: BUCKET, prefix: 'skin', version: 'v1', model: fakeOnnx(1_300_000) })
   proxy.throttle(1_000_000)
   const { store, logs } = storeFor(t, proxy.endpoint, modelDir, pushed.modelKey, { downloadStreams: 1 })
   await store.resolve()

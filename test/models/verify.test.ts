@@ -7,7 +7,7 @@ import type { ModelStoreConfig } from '../../src/config.js'
 import { MARKER_FILE } from '../../src/models/cache.js'
 import { s3Store } from '../../src/models/s3-store.js'
 import { verifyCache } from '../../src/models/verify.js'
-import { TEST_CREDENTIALS, fakeS3, publish, scratchDir } from '../helpers/s3.js'
+import { TEST_CREDENTIALS, fakeOnnx, fakeS3, publish, scratchDir } from '../helpers/s3.js'
 
 const TUNING: ModelStoreConfig = {
   cacheKeep: 5, connectTimeoutMs: 1000, stallTimeoutMs: 2000, retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 }, downloadStreams: 1, partSizeBytes: 1 << 20
@@ -59,7 +59,7 @@ t.test('bundles without a manifest are compared by their MD5 ETag when there is 
   const s3 = await fakeS3(t)
   await s3.createBucket('m')
   const modelDir = await scratchDir(t)
-  await s3.put('m', 'bare/model.onnx', randomBytes(1000))
+  await s3.put('m', 'bare/model.onnx', fakeOnnx(1000))
   const store = storeFor(t, s3.endpoint, modelDir, 'bare/model.onnx')
   await store.resolve()
   t.match(await verifyCache(store, modelDir), { ok: true, entries: [{ version: 'no manifest', current: true, s3: 'match' }] })
@@ -78,7 +78,7 @@ t.test('bundles without a manifest are compared by their MD5 ETag when there is 
   t.match(await verifyCache(store, modelDir), { ok: false, entries: [{ version: undefined, problem: /is missing or invalid/, s3: undefined }] })
 
   const { Upload } = await import('@aws-sdk/lib-storage')
-  await new Upload({ client: s3.client, params: { Bucket: 'm', Key: 'mp/model.onnx', Body: randomBytes(6 << 20) }, partSize: 5 << 20 }).done()
+  await new Upload({ client: s3.client, params: { Bucket: 'm', Key: 'mp/model.onnx', Body: fakeOnnx(6 << 20) }, partSize: 5 << 20 }).done()
   const multipart = storeFor(t, s3.endpoint, modelDir, 'mp/model.onnx')
   await multipart.resolve()
   t.match(await verifyCache(multipart, modelDir), { ok: true, entries: [{ current: true, s3: 'unverifiable' }] })
