@@ -60,7 +60,7 @@ async function loadH5 (path: string, what: string): Promise<Loaded> {
     const kerasVersion = typeof version === 'string' ? version : 'unknown'
     const graph = parseModelConfig(parseJson(config, `${what}'s model_config`), kerasMajor(kerasVersion))
     const root = file.get('model_weights')
-    const weights = legacyWeights(file, isGroup(root) ? root : file, what)
+    const weights = legacyWeights(isGroup(root) ? root : file, what)
     return { graph, weights, kerasVersion, cleanup: async () => { file.close() } }
   } catch (err) {
     file.close()

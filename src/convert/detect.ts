@@ -50,7 +50,8 @@ function jsonKind (text: string, what: string): ModelFormat {
   } catch (err) {
     throw new ConvertError(`${what} is not valid JSON (${(err as Error).message})`)
   }
-  const j = (typeof json === 'object' && json !== null ? json : {}) as Record<string, unknown>
+  // The text starts with '{': what parses is an object.
+  const j = json as Record<string, unknown>
   const topology = j.modelTopology as Record<string, unknown> | undefined
   if (j.format === 'graph-model' || (topology !== undefined && 'node' in topology)) {
     throw new ConvertError(`${what} is a TF.js graph model (a frozen TensorFlow graph), which this server does not run: convert the Keras model with tensorflowjs_converter --output_format=tfjs_layers_model, or ${HOW_TO_EXPORT}`)
@@ -75,14 +76,15 @@ export async function detectFormat (path: string, what = path): Promise<ModelFor
   if (isHdf5(buf)) return await hdf5Kind(path, what)
   if (buf.subarray(0, 4).equals(ZIP_SIGNATURE)) return 'keras'
   const first = buf[0] as number
-  if (first === 0x80 && (buf[1] ?? 0) >= 2 && (buf[1] ?? 0) <= 5) {
+  const second = buf[1] ?? 0
+  if (first === 0x80 && second >= 2 && second <= 5) {
     throw new ConvertError(`${what} is a Python pickle: loading one runs arbitrary code, so it is never accepted; ${HOW_TO_EXPORT}`)
   }
   // SavedModel's saved_model.pb starts with schema version 1; an ONNX ModelProto with ir_version ≥ 3.
-  if (first === 0x08 && buf[1] === 0x01 && buf[2] === 0x12) {
+  if (first === 0x08 && second === 0x01 && buf[2] === 0x12) {
     throw new ConvertError(`${what} is a TensorFlow SavedModel (saved_model.pb), which this server does not run: ${HOW_TO_EXPORT}`)
   }
-  if (first === 0x08 && (buf[1] ?? 0) >= 3 && (buf[1] ?? 0) < 0x40) return 'onnx'
+  if (first === 0x08 && second >= 3 && second < 0x40) return 'onnx'
   const text = buf.toString('utf8').replace(/^\uFEFF/, '').trimStart()
   if (text.startsWith('{')) {
     if (info.size > MAX_JSON_BYTES) throw new ConvertError(`${what} is a ${info.size}-byte JSON file; a model description is far smaller`)

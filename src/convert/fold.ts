@@ -15,14 +15,15 @@ function channelVector (g: OnnxGraph, name: string, channels: number): Float32Ar
 export function foldBatchNorm (g: OnnxGraph): number {
   const nodes = g.nodeList()
   const consumers = new Map<string, INodeProto[]>()
-  for (const n of nodes) for (const i of n.input ?? []) consumers.set(i, [...(consumers.get(i) ?? []), n])
+  for (const n of nodes) for (const i of n.input as string[]) consumers.set(i, [...(consumers.get(i) ?? []), n])
   const gone = new Set<INodeProto>()
   let folded = 0
   for (const conv of nodes) {
     if (conv.opType !== 'Conv') continue
     const [x, wName, bName] = conv.input as string[]
     const w = g.constantValue(wName as string)
-    if (w === undefined || (bName !== undefined && g.constantValue(bName) === undefined)) continue
+    const b = bName === undefined ? undefined : g.constantValue(bName)
+    if (w === undefined || (bName !== undefined && b === undefined)) continue
     const channels = w.dims[0] as number
     const perChannel = w.data.length / channels
     let weights: Float32Array | undefined
@@ -38,7 +39,7 @@ export function foldBatchNorm (g: OnnxGraph): number {
       const v = channelVector(g, other, channels)
       if (v === undefined) break
       weights ??= Float32Array.from(w.data)
-      bias ??= bName === undefined ? new Float32Array(channels) : Float32Array.from(g.constantValue(bName)?.data ?? [])
+      bias ??= b === undefined ? new Float32Array(channels) : Float32Array.from(b.data)
       for (let o = 0; o < channels; o++) {
         if (n.opType === 'Mul') {
           const s = v[o] as number

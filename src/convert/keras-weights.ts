@@ -31,7 +31,7 @@ function names (value: unknown): string[] {
 }
 
 /** Legacy HDF5: lookups by (top-level layer, layer) name; `root` is `model_weights` (or the file). */
-export function legacyWeights (file: H5File, root: H5Group, what: string): WeightSource {
+export function legacyWeights (root: H5Group, what: string): WeightSource {
   const index = new Map<string, Map<string, StoredWeight>>()
   for (const top of root.keys()) {
     const group = root.get(top)
@@ -51,8 +51,7 @@ export function legacyWeights (file: H5File, root: H5Group, what: string): Weigh
     lookup (path) {
       const byKind = index.get(`${path[0]}\u0000${path.at(-1)}`)
       return byKind === undefined ? undefined : { byKind, ordered: [...byKind.values()] }
-    },
-    close: () => { file.close() }
+    }
   }
 }
 
@@ -81,7 +80,6 @@ export function kerasV3Weights (file: H5File, what: string): WeightSource {
   const layers = file.get('layers')
   if (isGroup(layers)) visit(layers, [])
   return {
-    lookup: (path) => index.get(path.join('/')),
-    close: () => { file.close() }
+    lookup: (path) => index.get(path.join('/'))
   }
 }

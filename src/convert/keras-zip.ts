@@ -36,6 +36,7 @@ export async function readKerasZip (path: string, workDir: string, what: string)
     throw new ConvertError(`${what} is not a readable zip (${(err as Error).message})`)
   }
   const weightsFile = join(workDir, `model.weights.${process.pid}.${Date.now()}.h5`)
+  let result: KerasZip
   try {
     const entries = new Map<string, yauzl.Entry>()
     for await (const entry of zip.eachEntry()) entries.set(entry.fileName, entry)
@@ -48,13 +49,12 @@ export async function readKerasZip (path: string, workDir: string, what: string)
       if (entry.uncompressedSize > limit) throw new ConvertError(`${what}: ${entry.fileName} declares ${entry.uncompressedSize} bytes, over the ${limit}-byte limit`)
     }
     const meta = entries.get('metadata.json')
-    const result: KerasZip = {
+    result = {
       config: await readSmall(zip, config),
       metadata: meta !== undefined && meta.uncompressedSize <= SMALL_ENTRY_BYTES ? await readSmall(zip, meta) : undefined,
       weightsFile
     }
     await pipeline(await zip.openReadStreamPromise(weights), createWriteStream(weightsFile, { flags: 'wx' }))
-    return result
   } catch (err) {
     await rm(weightsFile, { force: true })
     if (err instanceof ConvertError) throw err
@@ -62,4 +62,5 @@ export async function readKerasZip (path: string, workDir: string, what: string)
   } finally {
     zip.close()
   }
+  return result
 }

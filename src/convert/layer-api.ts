@@ -22,10 +22,10 @@ export interface LayerContext {
   /** 2 or 3: some built-ins changed meaning between them (hard_sigmoid). */
   readonly kerasMajor: number
   /**
-   * A stored weight, checked against `dims` (`null` entries match any size; `count` checks only
-   * the number of values); a missing or mis-shaped one is an error naming the layer.
+   * A stored weight, checked against `dims` (`count` checks only the number of values); a missing
+   * or mis-shaped one is an error naming the layer.
    */
-  weight: (kind: string, dims: ReadonlyArray<number | null> | { count: number }) => Float32Array
+  weight: (kind: string, dims: readonly number[] | { count: number }) => Float32Array
   /** The ONNX name of `t` channels-first (rank ≥ 3) or as it is. */
   cf: (t: Sym) => string
   /** The ONNX name of `t` in Keras' order. */
@@ -34,7 +34,7 @@ export interface LayerContext {
   fail: (message: string) => never
 }
 
-export type LayerFn = (ctx: LayerContext, inputs: Sym[]) => Sym | Sym[]
+export type LayerFn = (ctx: LayerContext, inputs: Sym[]) => Sym
 
 export interface LayerHandler {
   convert: LayerFn

@@ -42,6 +42,7 @@ export interface GraphIO {
 export type { INodeProto }
 
 export class OnnxGraph {
+  // Built only by nodeN/nodeAs (and fold.ts's rewiring), so every node has an input list.
   private readonly nodes: INodeProto[] = []
   private readonly initializers = new Map<string, ITensorProto>()
   private readonly floats = new Map<string, Constant>()
@@ -97,7 +98,7 @@ export class OnnxGraph {
 
   /** Forgets a float initializer that folding replaced, so its memory goes before encode. */
   release (name: string): void {
-    if (this.nodes.some((n) => n.input?.includes(name) === true)) return
+    if (this.nodes.some((n) => (n.input as string[]).includes(name))) return
     this.initializers.delete(name)
     this.floats.delete(name)
     for (const [key, value] of this.byContent) if (value === name) this.byContent.delete(key)
@@ -137,7 +138,7 @@ export class OnnxGraph {
    * Encodes the graph. Initializers no node reads (weights replaced by folding) are dropped.
    */
   encode (o: { name: string, inputs: GraphIO[], outputs: GraphIO[], docString: string, producerVersion: string }): Uint8Array {
-    const read = new Set(this.nodes.flatMap((n) => n.input ?? []))
+    const read = new Set(this.nodes.flatMap((n) => n.input as string[]))
     const valueInfo = (io: GraphIO) => ({
       name: io.name,
       type: { tensorType: { elemType: FLOAT, shape: { dim: io.dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } }

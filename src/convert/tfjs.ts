@@ -94,8 +94,7 @@ export async function readTfjs (path: string, what: string): Promise<TfjsModel> 
       lookup (p) {
         const byKind = index.get(p.at(-1) as string)
         return byKind === undefined ? undefined : { byKind, ordered: [...byKind.values()] }
-      },
-      close: () => {}
+      }
     },
     shards
   }

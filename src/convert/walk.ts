@@ -113,7 +113,7 @@ export class GraphWalker {
       if (pending.length === before) {
         const stuck = pending[0] as { layer: KerasLayer, call: number }
         const missing = (stuck.layer.calls[stuck.call] as CallArg[]).find((r): r is TensorRef => typeof r !== 'number' && !values.has(refKey(r)))
-        throw new ConvertError(`model "${graph.name}": layer "${stuck.layer.name}" reads "${missing?.layer}", which no layer of the model produces`)
+        throw new ConvertError(`model "${graph.name}": layer "${stuck.layer.name}" reads "${(missing as TensorRef).layer}", which no layer of the model produces`)
       }
     }
     return graph.outputs.map((ref) => {
@@ -133,7 +133,7 @@ export class GraphWalker {
     const ctx = this.context(layer, handler, layerPath)
     const out = handler.convert(ctx, args)
     this.count(layer.className)
-    return Array.isArray(out) ? out : [out]
+    return [out]
   }
 
   private count (className: string): void {
@@ -173,9 +173,9 @@ export class GraphWalker {
         const stored = w as NonNullable<typeof w>
         const fits = 'count' in dims
           ? stored.dims.reduce((a, b) => a * b, 1) === dims.count
-          : stored.dims.length === dims.length && dims.every((d, i) => d === null || d === stored.dims[i])
+          : stored.dims.length === dims.length && dims.every((d, i) => d === stored.dims[i])
         if (!fits) {
-          const need = 'count' in dims ? `${dims.count} values` : `[${dims.map((d) => d ?? '?').join(', ')}]`
+          const need = 'count' in dims ? `${dims.count} values` : `[${dims.join(', ')}]`
           fail(`weight "${kind}" has shape [${stored.dims.join(', ')}] but the layer needs ${need}`)
         }
         const data = stored.read()

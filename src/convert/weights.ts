@@ -18,7 +18,6 @@ export interface LayerWeights {
 export interface WeightSource {
   /** `path` is the chain of layer names from the top-level model down to the layer. */
   lookup: (path: readonly string[]) => LayerWeights | undefined
-  close: () => void
 }
 
 const MAX_WEIGHT_VALUES = 2 ** 30
@@ -39,5 +38,5 @@ export function checkWeightSize (dims: readonly number[], where: string): void {
 
 /** The weight's short kind: `block1/conv/kernel:0` → `kernel`. */
 export function weightKind (name: string): string {
-  return (name.split('/').at(-1) ?? name).replace(/:\d+$/, '')
+  return (name.split('/').at(-1) as string).replace(/:\d+$/, '')
 }

@@ -58,6 +58,17 @@ t.test('softmax runs over the channels of a channels-first tensor', async (t) =>
   t.same(round(activation.data), SOFTMAX_PAIRS, 'activation="softmax"')
 })
 
+t.test('Concatenate of channels-first tensors joins their channels', async (t) => {
+  const config = merged('Concatenate', [[1, 2, 2]])
+  const layers = (config.config as { layers: unknown[] }).layers
+  layers.splice(1, 1,
+    { class_name: 'Conv2D', name: 'conv', config: IDENTITY_CONV.config, inbound_nodes: [[['a', 0, 0, {}]]] },
+    { class_name: 'Concatenate', name: 'm', config: {}, inbound_nodes: [[['conv', 0, 0, {}], ['conv', 0, 0, {}]]] })
+  const { onnx, result } = convertConfig(config, IDENTITY_KERNEL, 2)
+  t.same(result.outputs[0]?.dims, ['N', 1, 2, 4])
+  t.same((await runModel(onnx, [PIXELS]))[0]?.data, [1, 2, 1, 2, 3, 4, 3, 4])
+})
+
 t.test('Softmax over one listed axis; several axes are refused', async (t) => {
   const y = await runLayers({ shape: [1, 2, 2], data: [1, 2, 3, 4] }, [{ class_name: 'Softmax', config: { axis: [1] } }])
   const lo = 1 / (1 + Math.exp(2))
@@ -153,6 +164,15 @@ t.test('LayerNormalization over two trailing axes without scale or center; refus
     /weight "gamma" has shape \[3\] but the layer needs 2 values/)
 })
 
+t.test('LayerNormalization weights in .keras variable order follow scale/center', async (t) => {
+  const norm = async (config: Record<string, unknown>, w: number[]) => {
+    const { onnx } = convertConfig(sequential([2], [{ class_name: 'LayerNormalization', config: { epsilon: 0, ...config } }]), { l0: { v: { dims: [2], data: w } } }, 3, true)
+    return round((await runModel(onnx, [{ shape: [1, 2], data: [1, 3] }]))[0]?.data ?? [])
+  }
+  t.same(await norm({ center: false }, [2, 3]), [-2, 3], 'the only variable is gamma')
+  t.same(await norm({ scale: false }, [10, 20]), [9, 21], 'the only variable is beta')
+})
+
 t.test('Normalization: statistics from the config or the weights, inverted or not', async (t) => {
   const norm = async (config: Record<string, unknown>, data: number[], weights: Weights = {}) =>
     round((await runLayers({ shape: [1, 2], data }, [{ class_name: 'Normalization', config }], weights)).data)
@@ -190,12 +210,21 @@ t.test('Flatten, Reshape and Permute, with unknown sizes; refusals', async (t) =
   t.same((await runModel(flat.onnx, [{ shape: [1, 3, 2], data: range(6) }]))[0]?.data, range(6))
   const unknown = convertConfig(sequential([null], [{ class_name: 'Reshape', config: { target_shape: [-1, 1] } }]))
   t.same(unknown.result.outputs[0]?.dims, ['N', 'l0_d1', 1])
+  const se = convertConfig(sequential([3], [{ class_name: 'Reshape', config: { target_shape: [1, 1, 3] } }, { class_name: 'Conv2D', name: 'conv', config: { filters: 3, kernel_size: 1, use_bias: false } }]),
+    { conv: { kernel: { dims: [1, 1, 3, 3], data: [1, 0, 0, 0, 1, 0, 0, 0, 1] } } })
+  t.equal(se.g.opCounts().Transpose, 1, '[N, C] → [N, 1, 1, C] is reshaped straight into channels-first for the Conv')
+  const [seOut] = await runModel(se.onnx, [{ shape: [1, 3], data: [1, 2, 3] }])
+  t.same([seOut?.dims, seOut?.data], [[1, 1, 1, 3], [1, 2, 3]])
   const re = await runLayers({ shape: [1, 4], data: range(4) }, [{ class_name: 'Reshape', config: { target_shape: [2, -1] } }])
   t.same([re.dims, re.data], [[1, 2, 2], range(4)])
   const perm = await runLayers({ shape: [1, 2, 3], data: range(6) }, [{ class_name: 'Permute', config: { dims: [2, 1] } }])
   t.same([perm.dims, perm.data], [[1, 3, 2], [0, 3, 1, 4, 2, 5]])
   t.match(refusal([4], [{ class_name: 'Reshape', config: {} }]), /Reshape\): has no target_shape/)
   t.match(refusal([4], [{ class_name: 'Permute', config: {} }]), /Permute\): has no dims/)
+  t.match(refusal([2, 3], [{ class_name: 'Permute', config: { dims: [1, 3] } }]), /Permute\): dims \[1, 3\] is not a permutation of the axes 1…2/)
+  t.match(refusal([2, 3], [{ class_name: 'Permute', config: { dims: [1] } }]), /dims \[1\] is not a permutation/)
+  const toRank2 = await runLayers({ shape: [1, 2, 2], data: range(4) }, [{ class_name: 'Reshape', config: { target_shape: [4] } }])
+  t.same([toRank2.dims, toRank2.data], [[1, 4], range(4)])
 })
 
 t.test('ZeroPadding and Cropping in all of Keras\' argument forms', async (t) => {
@@ -210,6 +239,9 @@ t.test('ZeroPadding and Cropping in all of Keras\' argument forms', async (t) =>
   t.same((await runLayers({ shape: [1, 3, 1, 1], data: [1, 2, 3] }, [{ class_name: 'Cropping2D', config: { cropping: [[1, 0], [0, 0]] } }])).data, [2, 3], 'an end of 0 keeps the end')
   const crop = await runLayers({ shape: [1, 1, 3, 3], data: range(9) }, [{ class_name: 'Cropping2D', config: { cropping: [[0, 1], [1, 1]], data_format: 'channels_first' } }])
   t.same([crop.dims, crop.data], [[1, 1, 2, 1], [1, 4]])
+  for (const [className, config] of [['ZeroPadding2D', { padding: 1 }], ['Cropping2D', { cropping: 1 }]] as const) {
+    t.same(convertConfig(sequential([null, null, 1], [{ class_name: className, config }])).result.outputs[0]?.dims, ['N', 'l0_d1', 'l0_d2', 1], `${className}: unknown sizes stay unknown`)
+  }
   t.match(refusal([2], [{ class_name: 'ZeroPadding2D' }]), /ZeroPadding2D\): expects a rank-4 input, got \[, 2\]/)
 })
 

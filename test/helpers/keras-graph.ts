@@ -26,8 +26,7 @@ export function weightSource (weights: Weights, ordered = false): WeightSource {
       if (kinds === undefined) return undefined
       const list = Object.values(kinds).map(stored)
       return ordered ? { ordered: list } : { byKind: new Map(Object.entries(kinds).map(([k, w]) => [k, stored(w)])), ordered: list }
-    },
-    close: () => {}
+    }
   }
 }
 

@@ -16,18 +16,10 @@ const SELU_SCALE = 1.0507009873554805
 /** The axis Keras' softmax uses (the last), where it lives in the ONNX tensor. */
 const lastAxis = (t: Sym) => (t.cf ? cfAxis(t.shape.length - 1, t.shape.length) : t.shape.length - 1)
 
-function gelu (approximate: boolean): Expr {
-  return (g, x) => {
-    const half = mul(g, x, g.scalar(0.5))
-    if (!approximate) {
-      const erf = g.node('Erf', [mul(g, x, g.scalar(Math.SQRT1_2))])
-      return mul(g, half, g.node('Add', [erf, g.scalar(1)]))
-    }
-    // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
-    const cube = mul(g, mul(g, mul(g, x, x), x), g.scalar(0.044715))
-    const inner = mul(g, g.node('Add', [x, cube]), g.scalar(Math.sqrt(2 / Math.PI)))
-    return mul(g, half, g.node('Add', [g.node('Tanh', [inner]), g.scalar(1)]))
-  }
+// Keras' `activation="gelu"` is the exact form (approximate=False): 0.5·x·(1 + erf(x/√2)).
+const gelu: Expr = (g, x) => {
+  const erf = g.node('Erf', [mul(g, x, g.scalar(Math.SQRT1_2))])
+  return mul(g, mul(g, x, g.scalar(0.5)), g.node('Add', [erf, g.scalar(1)]))
 }
 
 const relu6: Expr = (g, x) => g.node('Clip', [x, g.scalar(0), g.scalar(6)])
@@ -51,7 +43,7 @@ export const ACTIVATIONS: Readonly<Record<string, Expr>> = {
   softsign: op('Softsign'),
   swish: silu,
   silu,
-  gelu: gelu(false),
+  gelu,
   exponential: op('Exp'),
   hard_sigmoid: hardSigmoid,
   hard_swish: (g, x, ctx, t) => mul(g, x, hardSigmoid(g, x, ctx, t)),
@@ -147,7 +139,7 @@ function prelu (ctx: LayerContext, [x]: Sym[]): Sym {
   const shared = new Set((Array.isArray(ctx.config.shared_axes) ? ctx.config.shared_axes as number[] : []).map((a) => positiveAxis(a, t.shape.length)))
   const dims = t.shape.slice(1).map((d, i) => (shared.has(i + 1) ? 1 : d))
   if (dims.some((d) => d === null)) ctx.fail('PReLU needs a fully known input shape')
-  const alpha = ctx.weight('alpha', dims)
+  const alpha = ctx.weight('alpha', dims as number[])
   // alpha is stored in Keras' order, so it is applied to the tensor in that order.
   const y = ctx.g.node('PRelu', [ctx.keras(t), ctx.g.constant(`${ctx.name}.alpha`, [1, ...dims as number[]], alpha)])
   return { ...t, name: y, cf: false }

@@ -16,7 +16,7 @@ function pool (rank: number, op: 'MaxPool' | 'AveragePool') {
     const { attrs, out } = windowAttrs(ctx, spatial, size, strides, ones, str(ctx.config.padding, 'valid'))
     // TensorFlow's average pooling divides by the pixels inside the image only (count_include_pad 0).
     const y = ctx.g.node(op, [channelsFirst ? ctx.keras(t) : ctx.cf(t)], { ...attrs, kernel_shape: size, strides }, ctx.name)
-    const channels = channelsFirst ? t.shape[1] ?? null : t.shape.at(-1) ?? null
+    const channels = (channelsFirst ? t.shape[1] : t.shape.at(-1)) as number | null
     return channelsFirst
       ? { name: y, shape: [t.shape[0] ?? null, channels, ...out], cf: false }
       : { name: y, shape: [t.shape[0] ?? null, ...out, channels], cf: true }
@@ -32,7 +32,7 @@ function globalPool (rank: number, op: 'ReduceMean' | 'ReduceMax') {
     const axes = Array.from({ length: rank }, (_, i) => i + 2)
     const y = ctx.g.node(op, [channelsFirst ? ctx.keras(t) : ctx.cf(t)], { axes, keepdims: keepdims ? 1 : 0 }, ctx.name)
     const batch = t.shape[0] ?? null
-    const channels = channelsFirst ? t.shape[1] ?? null : t.shape.at(-1) ?? null
+    const channels = (channelsFirst ? t.shape[1] : t.shape.at(-1)) as number | null
     const ones = Array<number>(rank).fill(1)
     if (!keepdims) return { name: y, shape: [batch, channels], cf: false }
     return channelsFirst ? { name: y, shape: [batch, channels, ...ones], cf: false } : { name: y, shape: [batch, ...ones, channels], cf: true }

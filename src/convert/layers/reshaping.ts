@@ -31,8 +31,11 @@ function reshape (ctx: LayerContext, [x]: Sym[]): Sym {
 function permuteLayer (ctx: LayerContext, [x]: Sym[]): Sym {
   const t = x as Sym
   const dims = Array.isArray(ctx.config.dims) ? ctx.config.dims as number[] : ctx.fail('has no dims')
+  if (dims.length !== t.shape.length - 1 || [...dims].sort((a, b) => a - b).some((d, i) => d !== i + 1)) {
+    ctx.fail(`dims [${dims.join(', ')}] is not a permutation of the axes 1…${t.shape.length - 1}`)
+  }
   const y = ctx.g.node('Transpose', [ctx.keras(t)], { perm: [0, ...dims] }, ctx.name)
-  return { name: y, shape: [t.shape[0] ?? null, ...dims.map((d) => t.shape[d] ?? null)], cf: false }
+  return { name: y, shape: [t.shape[0] ?? null, ...dims.map((d) => t.shape[d] as number | null)], cf: false }
 }
 
 /** ((before, after) per spatial axis) from Keras' int / tuple / tuple-of-tuples forms. */
@@ -58,8 +61,8 @@ function spatialInput (ctx: LayerContext, t: Sym, rank: number): { name: string,
 function result (t: Sym, name: string, spatial: Shape, channelsFirst: boolean): Sym {
   const batch = t.shape[0] ?? null
   return channelsFirst
-    ? { name, shape: [batch, t.shape[1] ?? null, ...spatial], cf: false }
-    : { name, shape: [batch, ...spatial, t.shape.at(-1) ?? null], cf: true }
+    ? { name, shape: [batch, t.shape[1] as number | null, ...spatial], cf: false }
+    : { name, shape: [batch, ...spatial, t.shape.at(-1) as number | null], cf: true }
 }
 
 function zeroPadding (rank: number) {
