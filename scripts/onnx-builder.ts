@@ -379,3 +379,37 @@ export function buildTinyClassifier (opts: TinyClassifierOptions): Uint8Array {
     docString: `tiny test classifier (seed ${opts.seed}, ${opts.layout})`
   })
 }
+
+// ---------------------------------------------------------------------------
+// Slow classifier
+
+export interface SlowClassifierOptions {
+  seed: number
+  classes: number
+  size: number
+  /** Width of the 3×3 conv chain: the cost grows with size² · channels² · layers. */
+  channels: number
+  layers: number
+}
+
+/**
+ * A deliberately slow NCHW classifier for tests that need an inference to still be running
+ * while something else happens (a client leaving, a pool closing): a stem conv, then `layers`
+ * 3×3 convs of `channels` at full resolution, then the tiny head. Measured with onnxruntime-node
+ * on one thread (2-core EPYC VM): size 112, 64 channels, 8 layers ≈ 105 ms per run; the time
+ * grows linearly with `layers`.
+ */
+export function buildSlowClassifier (opts: SlowClassifierOptions): Uint8Array {
+  const g = new Graph(opts.seed)
+  let x = relu(g, conv(g, 'input', { name: 'stem', cin: 3, cout: opts.channels, kernel: 3, pairing: 'mirror-out' }))
+  for (let i = 0; i < opts.layers; i++) {
+    x = relu(g, conv(g, x, { name: `conv${i + 1}`, cin: opts.channels, cout: opts.channels, kernel: 3, pairing: 'mirror-out' }))
+  }
+  classifierHead(g, x, opts.channels, opts.classes, TINY_FC_GAIN, 'logits')
+  return g.encode({
+    name: 'slow_classifier',
+    input: floatValueInfo('input', ['N', 3, opts.size, opts.size]),
+    output: floatValueInfo('logits', ['N', opts.classes]),
+    docString: `slow test classifier (seed ${opts.seed}, ${opts.layers}×${opts.channels} convs at ${opts.size}²)`
+  })
+}

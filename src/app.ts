@@ -68,6 +68,10 @@ export function buildApp ({ config, readiness, logger }: AppDeps): FastifyInstan
     limits: { maxPixels: config.maxImagePixels, timeoutS: Math.ceil(config.inferenceTimeoutMs / 1000) },
     uploadStallMs: config.uploadStallMs
   })
-  app.addHook('onClose', async () => await readiness.close())
+  app.addHook('onClose', async () => {
+    // Inferences whose clients left still run in the workers: the pool waits for them (pool.ts).
+    app.log.info({ runningInferences: readiness.engine?.pool.stats().running ?? 0 }, 'closing the inference pool')
+    await readiness.close()
+  })
   return app
 }

@@ -34,16 +34,20 @@ export class Dispatcher<T, R> {
   readonly #options: DispatcherOptions<T, R>
   readonly #waiting: Array<Job<T, R>> = []
   #running = 0
+  #closed: (() => Error) | undefined
+  readonly #idle: Array<() => void> = []
 
   constructor (options: DispatcherOptions<T, R>) {
     this.#options = options
   }
 
+  /** Tasks handed to a worker and not yet finished there, whether or not anyone still waits. */
   get running (): number { return this.#running }
   get waiting (): number { return this.#waiting.length }
   get capacity (): number { return this.#options.concurrency + this.#options.maxWaiting }
 
   async run (task: T, signal?: AbortSignal): Promise<R> {
+    if (this.#closed !== undefined) throw this.#closed()
     if (signal?.aborted === true) throw abortError()
     if (this.#running + this.#waiting.length >= this.capacity) throw new AppError('OVERLOADED')
     return await new Promise<R>((resolve, reject) => {
@@ -70,12 +74,23 @@ export class Dispatcher<T, R> {
     })
   }
 
+  /**
+   * Refuses new tasks and fails the waiting ones with `reason()`; resolves once no task runs,
+   * abandoned ones included. Nothing is interrupted: the caller closes the workers afterwards.
+   */
+  async close (reason: () => Error): Promise<void> {
+    this.#closed ??= reason
+    for (const job of [...this.#waiting]) job.reject(this.#closed())
+    while (this.#running > 0) await new Promise<void>((resolve) => this.#idle.push(resolve))
+  }
+
   #next (): void {
     while (this.#running < this.#options.concurrency && this.#waiting.length > 0) {
       const job = this.#waiting.shift()!
       this.#running++
       this.#options.start(job.task).then(job.resolve, job.reject).finally(() => {
         this.#running--
+        if (this.#running === 0) for (const idle of this.#idle.splice(0)) idle()
         this.#next()
       })
     }

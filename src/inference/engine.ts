@@ -21,6 +21,8 @@ export interface EngineOptions {
   intraOpThreads: number
   queueSize: number
   inferenceTimeoutMs: number
+  /** Bounds how long closing the pool waits for running inferences (SHUTDOWN_GRACE_S). */
+  shutdownGraceMs?: number
   /** Only tests set this (never configuration): it lets them crash a worker on purpose. */
   testHooks?: boolean
 }
@@ -41,6 +43,7 @@ export async function startEngine (
     workers: options.workers,
     maxQueue: options.queueSize,
     timeoutMs: options.inferenceTimeoutMs,
+    closeTimeoutMs: options.shutdownGraceMs,
     testHooks: options.testHooks
   })
   onPool(pool)

@@ -1,4 +1,5 @@
 import { Piscina } from 'piscina'
+import { AppError } from '../errors.js'
 import type { TensorMetadata } from '../models/manifest.js'
 import { Dispatcher } from './dispatcher.js'
 import type { InferResult, InferTask, WorkerInit } from './protocol.js'
@@ -8,6 +9,8 @@ export interface PoolOptions extends WorkerInit {
   /** Tasks allowed to wait for a free worker; more are refused with OVERLOADED. */
   maxQueue: number
   timeoutMs: number
+  /** How long close() waits for running inferences (default 30 s, Piscina's closeTimeout). */
+  closeTimeoutMs?: number
 }
 
 export interface InferenceOutput {
@@ -29,6 +32,8 @@ export interface PoolStats {
   inFlight: number
   capacity: number
   queued: number
+  /** Tasks inside a worker right now, including those whose caller left or timed out. */
+  running: number
   completed: number
   /** Workers replaced after a crash or a timeout. */
   restarts: number
@@ -44,15 +49,24 @@ export interface InferencePool {
   stats: () => PoolStats
   /** Kills the worker that takes it; only a pool created with `testHooks` obeys. */
   crashForTest: () => Promise<unknown>
-  close: () => Promise<void>
+  /**
+   * Refuses new tasks, fails waiting ones with NOT_READY, waits until no worker runs a task
+   * (abandoned ones included), then stops the workers. Past `timeoutMs` (default: the pool's
+   * `closeTimeoutMs`) it rejects with the workers left running, since a worker terminated
+   * inside session.run aborts the process; the pool closes itself when its last task ends,
+   * and calling close() again waits once more.
+   */
+  close: (timeoutMs?: number) => Promise<void>
 }
+
+export const POOL_CLOSED_MESSAGE = 'The model is being replaced or the server is stopping; try again shortly.'
 
 // Sources run as .ts under tap/tsx; the build runs dist/*.js.
 /* c8 ignore next: the .js branch runs only in the built server (covered by the spawned smoke test) */
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
 
 export function createPool (options: PoolOptions): InferencePool {
-  const { workers, maxQueue, timeoutMs, ...init } = options
+  const { workers, maxQueue, timeoutMs, closeTimeoutMs = 30_000, ...init } = options
   const piscina = new Piscina<InferTask, InferResult>({
     filename: WORKER_URL.href,
     minThreads: workers,
@@ -77,6 +91,17 @@ export function createPool (options: PoolOptions): InferencePool {
     start: async (task) => await piscina.run(task, { transferList: task.kind === 'describe' ? [] : [task.data.buffer as ArrayBuffer] })
   })
   const run = async (task: InferTask, signal?: AbortSignal) => await dispatcher.run(task, signal)
+
+  // Piscina's own close() is not enough: with two or more workers it decides the pool is idle
+  // when the first running task ends (piscina 5.3.2 counts task-done events, not idle workers)
+  // and terminates the others mid-run; after its closeTimeout it terminates them regardless.
+  // Our dispatcher knows what runs, so Piscina is only closed once nothing does.
+  let stopped: Promise<void> | undefined
+  const stop = async () => {
+    closing = true
+    await dispatcher.close(() => new AppError('NOT_READY', POOL_CLOSED_MESSAGE))
+    await piscina.close()
+  }
 
   return {
     workers,
@@ -106,6 +131,7 @@ export function createPool (options: PoolOptions): InferencePool {
         inFlight: dispatcher.running + dispatcher.waiting,
         capacity: dispatcher.capacity,
         queued: dispatcher.waiting,
+        running: dispatcher.running,
         completed: piscina.completed,
         restarts
       }
@@ -113,11 +139,13 @@ export function createPool (options: PoolOptions): InferencePool {
     async crashForTest () {
       return await run({ kind: 'crash', data: new Float32Array(1), dims: [1] })
     },
-    async close () {
-      // Not forced: a worker terminated inside session.run takes the process down with it.
-      // Piscina lets running tasks finish (closeTimeout, 30 s, bounds it).
-      closing = true
-      await piscina.close()
+    async close (timeoutMs = closeTimeoutMs) {
+      stopped ??= stop()
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<boolean>((resolve) => { timer = setTimeout(resolve, timeoutMs, true) })
+      const timedOut = await Promise.race([stopped.then(() => false), late])
+      clearTimeout(timer)
+      if (timedOut) throw new Error(`pool not closed after ${timeoutMs} ms (${dispatcher.running} inference(s) still running); its workers are left to finish, then it closes`)
     }
   }
 }

@@ -58,3 +58,31 @@ t.test('an aborted caller is answered at once; an already-aborted one is never q
   started.at(-1)!.finish('three')
   t.equal(await third, 'three')
 })
+
+t.test('close() fails waiting tasks, refuses new ones and resolves only when no task runs', async (t) => {
+  const { started, start } = manual()
+  const d = new Dispatcher({ concurrency: 2, maxWaiting: 5, timeoutMs: 60_000, start })
+  const gone = new AbortController()
+  const abandoned = d.run(1, gone.signal)
+  const kept = d.run(2)
+  const waiting = d.run(3)
+  gone.abort()
+  await t.rejects(abandoned, { name: 'AbortError' })
+  let closed = false
+  const closing = d.close(() => new Error('pool closed')).then(() => { closed = true })
+  await t.rejects(waiting, /pool closed/, 'the waiting task is failed with the reason')
+  await t.rejects(d.run(4), /pool closed/, 'a new task is refused')
+  const again = d.close(() => new Error('ignored: the first reason stays'))
+  t.same([d.running, d.waiting], [2, 0])
+  started[1]!.finish('two')
+  t.equal(await kept, 'two', 'a running task with a caller still answers it')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.notOk(closed, 'the abandoned task still runs')
+  started[0]!.finish('late')
+  await closing
+  await again
+  t.same([d.running, started.length], [0, 2], 'the waiting task never started')
+  await t.rejects(d.run(5), /pool closed/)
+  await d.close(() => new Error('idle'))
+  t.pass('closing an idle dispatcher resolves at once')
+})

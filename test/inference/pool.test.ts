@@ -2,8 +2,8 @@ import t, { type Test } from 'tap'
 import { buildTinyClassifier } from '../../scripts/onnx-builder.js'
 import { writeBundle } from '../../scripts/bundle-writer.js'
 import { classifyError } from '../../src/errors.js'
-import { createPool, type PoolOptions } from '../../src/inference/pool.js'
-import { writeTinyBundle, TINY_SIZE } from '../helpers/model.js'
+import { createPool, POOL_CLOSED_MESSAGE, type PoolOptions } from '../../src/inference/pool.js'
+import { SLOW_SIZE, writeSlowBundle, writeTinyBundle, TINY_SIZE } from '../helpers/model.js'
 
 const dims = [1, 3, TINY_SIZE, TINY_SIZE]
 const tensor = (value: number, size = 3 * TINY_SIZE * TINY_SIZE) => new Float32Array(size).fill(value)
@@ -109,4 +109,40 @@ t.test('a caller that leaves while its inference runs does not get the worker ki
   while (p.stats().inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 10))
   t.equal(p.stats().restarts, 0)
   t.equal((await p.infer(tensor(0.3, 3 * size * size), big)).data.length, 2)
+})
+
+t.test('close() waits for abandoned inferences on two workers; waiting and new tasks get NOT_READY', async (t) => {
+  // Before the fix Piscina terminated the second worker mid-run here and the process aborted;
+  // test/inference/pool-close.test.ts repeats this in a child process, which survives an abort.
+  const bundle = await writeSlowBundle(t.testdir())
+  const p = createPool({ modelFile: bundle.modelPath, intraOpThreads: 1, workers: 2, maxQueue: 8, timeoutMs: 30_000 })
+  const slow = [1, 3, SLOW_SIZE, SLOW_SIZE]
+  await p.warmUp(slow)
+  const callers = Array.from({ length: 3 }, () => new AbortController())
+  const pending = callers.map((c) => p.infer(tensor(0.3, 3 * SLOW_SIZE * SLOW_SIZE), slow, c.signal))
+  for (const c of callers.slice(0, 2)) c.abort()
+  await t.rejects(pending[0]!, { name: 'AbortError' })
+  await t.rejects(pending[1]!, { name: 'AbortError' })
+  t.match(p.stats(), { running: 2, queued: 1 }, 'both callers left; their tasks still run')
+  const closing = p.close()
+  await t.rejects(pending[2]!, { name: 'AppError', code: 'NOT_READY', message: POOL_CLOSED_MESSAGE }, 'the waiting task is dropped')
+  await t.rejects(p.infer(tensor(0), slow), { code: 'NOT_READY' }, 'a new task is refused')
+  t.equal(p.stats().running, 2, 'close() has not ended the running tasks')
+  await closing
+  t.match(p.stats(), { running: 0, queued: 0, restarts: 0 }, 'close resolved after both finished; no worker was replaced')
+})
+
+t.test('close() past its deadline rejects and leaves the running worker alone; a second close() waits again', async (t) => {
+  const bundle = await writeSlowBundle(t.testdir(), 48)
+  const p = createPool({ modelFile: bundle.modelPath, intraOpThreads: 1, workers: 1, maxQueue: 2, timeoutMs: 30_000, closeTimeoutMs: 1 })
+  const slow = [1, 3, SLOW_SIZE, SLOW_SIZE]
+  await p.warmUp(slow)
+  const gone = new AbortController()
+  const abandoned = p.infer(tensor(0.3, 3 * SLOW_SIZE * SLOW_SIZE), slow, gone.signal)
+  gone.abort()
+  await t.rejects(abandoned, { name: 'AbortError' })
+  await t.rejects(p.close(), { message: /^pool not closed after 1 ms \(\d inference\(s\) still running\); its workers are left to finish/ })
+  t.equal(p.stats().restarts, 0, 'the worker was not terminated')
+  await p.close(60_000)
+  t.match(p.stats(), { running: 0, restarts: 0 }, 'the second close() waited for the task, then closed')
 })
