@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { AppError } from './errors.js'
 import { decodeImage, type DecodeLimits } from './imaging/preprocess.js'
 import { sniffFormat, type ImageFormat } from './imaging/sniff.js'
@@ -5,13 +6,29 @@ import { inputDims, toTensor } from './imaging/tensor.js'
 import type { Engine } from './inference/engine.js'
 import { toPredictions, type Prediction } from './inference/postprocess.js'
 
+/** The shape the team's results page reads (CLIENTS.md), derived from the predictions. */
+export interface SkinAnalysis {
+  /** Every label, highest first: the predictions under the names that page reads. */
+  skin_conditions: Array<{ type: string, confidence: number }>
+  total_conditions: number
+  ai_processed: true
+  /** "<model name> <version>" */
+  ai_level: string
+}
+
 export interface Analysis {
+  success: true
+  /** Unique per analysis, for the client to store the result under. */
+  analysis_id: string
+  /** When the analysis finished, ISO 8601 UTC. */
+  timestamp: string
   model: { name: string, version: string, demo: boolean }
   predictions: Prediction[]
   top: Prediction
   image: { width: number, height: number, format: ImageFormat }
   /** inference is the model run in its worker; queue is the wait for a worker before it. */
   timingsMs: { preprocess: number, queue: number, inference: number, total: number }
+  skin_analysis: SkinAnalysis
 }
 
 const ms = (from: number, to: number) => Math.round((to - from) * 10) / 10
@@ -30,7 +47,11 @@ export async function analyzeImage (
   const output = await engine.pool.infer(tensor, inputDims(spec.input), signal)
   const t2 = performance.now()
   const predictions = toPredictions(output.data, spec.labels, spec.output.activation)
+  const total = ms(t0, performance.now())
   return {
+    success: true,
+    analysis_id: randomUUID(),
+    timestamp: new Date().toISOString(),
     model: { name: spec.name, version: spec.version, demo: spec.demo },
     predictions,
     top: predictions[0]!,
@@ -39,7 +60,13 @@ export async function analyzeImage (
       preprocess: ms(t0, t1),
       queue: ms(0, Math.max(0, t2 - t1 - output.runMs)),
       inference: ms(0, output.runMs),
-      total: ms(t0, performance.now())
+      total
+    },
+    skin_analysis: {
+      skin_conditions: predictions.map(({ label, confidence }) => ({ type: label, confidence })),
+      total_conditions: predictions.length,
+      ai_processed: true,
+      ai_level: `${spec.name} ${spec.version}`
     }
   }
 }

@@ -33,8 +33,11 @@ export class AppError extends Error {
   }
 }
 
+/** DESIGN.md's error JSON; the top-level `message` repeats `error.message` for older pages. */
 export interface ErrorBody {
+  success: false
   error: { code: ErrorCode, message: string }
+  message: string
   requestId: string
 }
 
@@ -102,5 +105,10 @@ export function toErrorReply (err: unknown, requestId: string): ErrorReply {
   // Messages of foreign errors never reach the body (classifyError gives them ours); INTERNAL
   // always says the same thing, whatever detail was attached. The log has the full error.
   const message = appError.code === 'INTERNAL' ? ERRORS.INTERNAL.message : appError.message
-  return { statusCode: status, headers, body: { error: { code: appError.code, message }, requestId } }
+  return { statusCode: status, headers, body: toErrorBody(appError.code, message, requestId) }
+}
+
+/** The one place an error body is built: every error answer has this shape. */
+export function toErrorBody (code: ErrorCode, message: string, requestId: string): ErrorBody {
+  return { success: false, error: { code, message }, message, requestId }
 }

@@ -2,7 +2,10 @@ import { Type } from 'typebox'
 
 // Response schemas are the contract (DESIGN.md) and let fast-json-stringify serialise them.
 export const ErrorResponse = Type.Object({
+  success: Type.Literal(false),
   error: Type.Object({ code: Type.String(), message: Type.String() }),
+  /** Repeats error.message, for the team's older pages. */
+  message: Type.String(),
   requestId: Type.String()
 })
 

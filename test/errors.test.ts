@@ -1,11 +1,11 @@
 import t from 'tap'
-import { AppError, classifyError, ERRORS, toErrorReply } from '../src/errors.js'
+import { AppError, classifyError, ERRORS, toErrorBody, toErrorReply } from '../src/errors.js'
 
 t.test('every table entry maps to its status and JSON shape', async (t) => {
   for (const [code, { status, message }] of Object.entries(ERRORS)) {
     const reply = toErrorReply(new AppError(code as keyof typeof ERRORS), 'req-1')
     t.equal(reply.statusCode, status, code)
-    t.same(reply.body, { error: { code, message }, requestId: 'req-1' })
+    t.same(reply.body, { success: false, error: { code, message }, message, requestId: 'req-1' })
   }
 })
 
@@ -52,4 +52,17 @@ t.test('5xx bodies never carry the internal message', async (t) => {
   const piscina = toErrorReply(new Error('Task queue is at limit'), 'r')
   t.equal(piscina.body.error.message, ERRORS.OVERLOADED.message, 'a foreign 5xx gets our message')
   t.equal(toErrorReply(new AppError('UNSUITABLE_IMAGE', 'The image is 20×200'), 'r').body.error.message, 'The image is 20×200', '4xx messages are kept')
+})
+
+t.test('toErrorBody: success false and a top-level message equal to error.message', async (t) => {
+  const body = toErrorBody('UNSUITABLE_IMAGE', 'The image is 20×200', 'r-9')
+  t.same(body, { success: false, error: { code: 'UNSUITABLE_IMAGE', message: 'The image is 20×200' }, message: 'The image is 20×200', requestId: 'r-9' })
+  t.equal(body.success, false)
+  t.equal(body.message, body.error.message)
+  for (const err of [new AppError('NO_IMAGE', 'custom'), new AppError('INTERNAL', 'detail /opt/x'), new Error('Task queue is at limit'), null]) {
+    const reply = toErrorReply(err, 'r')
+    t.equal(reply.body.success, false)
+    t.equal(reply.body.message, reply.body.error.message, 'the two messages never differ')
+  }
+  t.equal(toErrorReply(new AppError('INTERNAL', 'detail /opt/x'), 'r').body.message, ERRORS.INTERNAL.message, 'the top-level message hides internals too')
 })

@@ -26,7 +26,6 @@ export interface LayerContext {
    * the number of values); a missing or mis-shaped one is an error naming the layer.
    */
   weight: (kind: string, dims: ReadonlyArray<number | null> | { count: number }) => Float32Array
-  hasWeight: (kind: string) => boolean
   /** The ONNX name of `t` channels-first (rank ≥ 3) or as it is. */
   cf: (t: Sym) => string
   /** The ONNX name of `t` in Keras' order. */

@@ -46,7 +46,6 @@ export class OnnxGraph {
   private readonly initializers = new Map<string, ITensorProto>()
   private readonly floats = new Map<string, Constant>()
   private readonly byContent = new Map<string, string>()
-  private readonly producers = new Map<string, INodeProto>()
   private readonly used = new Set<string>()
 
   /** A fresh tensor name based on `hint`. */
@@ -120,7 +119,6 @@ export class OnnxGraph {
       attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v))
     }
     this.nodes.push(n)
-    for (const o of names) this.producers.set(o, n)
     return names
   }
 
@@ -128,19 +126,11 @@ export class OnnxGraph {
   nodeAs (op: string, inputs: string[], name: string): string {
     const n: INodeProto = { opType: op, name, input: inputs, output: [name], attribute: [] }
     this.nodes.push(n)
-    this.producers.set(name, n)
     return name
   }
 
   node (op: string, inputs: string[], attrs: Record<string, AttrValue> = {}, hint = op): string {
     return this.nodeN(op, inputs, 1, attrs, hint)[0] as string
-  }
-
-  /** The node that writes `tensor`, so a later layer can fold itself into it (BatchNorm into Conv). */
-  producer (tensor: string): { op: string, inputs: readonly string[], setInputs: (inputs: string[]) => void } | undefined {
-    const n = this.producers.get(tensor)
-    if (n === undefined) return undefined
-    return { op: n.opType as string, inputs: n.input ?? [], setInputs: (inputs) => { n.input = inputs } }
   }
 
   /**

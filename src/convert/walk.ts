@@ -17,7 +17,6 @@ export interface WalkResult {
 }
 
 const refKey = (r: TensorRef) => `${r.layer}\u0000${r.node}\u0000${r.index}`
-const IDENTITY_MODELS = new Set(['Functional', 'Model', 'Sequential'])
 
 class Layouts {
   private readonly toCf = new Map<string, string>()
@@ -125,7 +124,7 @@ export class GraphWalker {
   }
 
   private callLayer (layer: KerasLayer, args: Sym[], path: string[]): Sym[] {
-    if (layer.inner !== undefined && IDENTITY_MODELS.has(layer.className)) {
+    if (layer.inner !== undefined) {
       this.count(layer.className)
       return this.walk(layer.inner, args, [...path, layer.name])
     }
@@ -153,10 +152,13 @@ export class GraphWalker {
     const find = (kind: string) => {
       const w = load()
       if (w === undefined) return undefined
-      if (w.byKind !== undefined) return kind.split('|').map((k) => w.byKind?.get(k)).find((v) => v !== undefined)
+      const byKind = w.byKind
+      if (byKind !== undefined) return kind.split('|').map((k) => byKind.get(k)).find((v) => v !== undefined)
+      // Every registered handler that reads weights declares their order, so the fallback is
+      // unreachable; it keeps a handler without `weights` from crashing the walk.
+      /* c8 ignore next */
       const order = handler.weights?.(layer.config) ?? []
-      const i = order.indexOf(kind)
-      return i < 0 ? undefined : w.ordered[i]
+      return w.ordered[order.indexOf(kind)]
     }
     return {
       g: this.g,
@@ -165,7 +167,6 @@ export class GraphWalker {
       config: layer.config,
       kerasMajor: this.kerasMajor,
       fail,
-      hasWeight: (kind) => find(kind) !== undefined,
       weight: (kind, dims) => {
         const w = find(kind)
         if (w === undefined) fail(`weight "${kind.split('|')[0]}" is missing from the file (its architecture and weights do not match)`)

@@ -1,5 +1,4 @@
 import { ConvertError } from './errors.js'
-import type { Constant } from './onnx-graph.js'
 
 /** One stored weight, read only when a layer asks for it (a 128 MB file is never held twice). */
 export interface StoredWeight {
@@ -41,8 +40,4 @@ export function checkWeightSize (dims: readonly number[], where: string): void {
 /** The weight's short kind: `block1/conv/kernel:0` → `kernel`. */
 export function weightKind (name: string): string {
   return (name.split('/').at(-1) ?? name).replace(/:\d+$/, '')
-}
-
-export function asConstant (w: StoredWeight): Constant {
-  return { dims: w.dims, data: w.read() }
 }

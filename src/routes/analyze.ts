@@ -11,13 +11,24 @@ import { readImagePart } from './upload.js'
 
 const Prediction = Type.Object({ label: Type.String(), confidence: Type.Number() })
 
+// Fastify serialises with this schema: a field missing here is silently dropped from the answer.
 const AnalysisResponse = Type.Object({
+  success: Type.Literal(true),
+  analysis_id: Type.String(),
+  timestamp: Type.String({ format: 'date-time' }),
   requestId: Type.String(),
   model: Type.Object({ name: Type.String(), version: Type.String(), demo: Type.Boolean() }),
   predictions: Type.Array(Prediction),
   top: Prediction,
   image: Type.Object({ width: Type.Integer(), height: Type.Integer(), format: Type.String() }),
-  timingsMs: Type.Object({ preprocess: Type.Number(), queue: Type.Number(), inference: Type.Number(), total: Type.Number() })
+  timingsMs: Type.Object({ preprocess: Type.Number(), queue: Type.Number(), inference: Type.Number(), total: Type.Number() }),
+  // What the team's results page reads (CLIENTS.md): the predictions under its names.
+  skin_analysis: Type.Object({
+    skin_conditions: Type.Array(Type.Object({ type: Type.String(), confidence: Type.Number() })),
+    total_conditions: Type.Integer(),
+    ai_processed: Type.Literal(true),
+    ai_level: Type.String()
+  })
 })
 
 export interface AnalyzeOptions {

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import type { Readiness } from '../readiness.js'
 import { ModelInfo } from '../schemas.js'
@@ -31,12 +32,17 @@ const NotReady = Type.Object({
   store: Type.Optional(StoreStats)
 })
 
+/** The readiness routes: one handler, one answer. */
+export const HEALTH_PATHS = ['/health', '/api/health'] as const
+
 // Load balancers poll these; they answer from memory and never touch the pool.
 const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness }> = async (app, { readiness }) => {
-  app.get('/health', {
-    schema: { response: { 200: Ready, 503: NotReady } },
-    logLevel: 'warn'
-  }, async (_request, reply) => {
+  // /api/health is the path the team's Elastic Beanstalk check and frontend used: the same answer.
+  for (const url of HEALTH_PATHS) {
+    app.get(url, { schema: { response: { 200: Ready, 503: NotReady } }, logLevel: 'warn' }, readinessHandler)
+  }
+
+  async function readinessHandler (_request: FastifyRequest, reply: FastifyReply) {
     const engine = readiness.status === 'ready' ? readiness.engine : undefined
     if (engine === undefined) {
       reply.code(503).header('cache-control', 'no-store')
@@ -52,7 +58,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness }> = async 
       uptimeS: Math.round((Date.now() - readiness.startedAt) / 100) / 10,
       store: readiness.store?.snapshot()
     }
-  })
+  }
 
   app.get('/health/live', {
     schema: { response: { 200: Type.Object({ status: Type.Literal('alive') }) } },

@@ -48,10 +48,14 @@ t.test('through nginx', async (t) => {
     t.equal(health.status, 200)
     t.match(await health.json(), { status: 'ok', model: { name: 'tiny-test' }, workers: 2 })
     t.equal((await fetch(`${nginx.url}/health/live`)).status, 200)
+    const api = await fetch(`${nginx.url}/api/health`)
+    t.equal(api.status, 200)
+    t.match(await api.json(), { status: 'ok', model: { name: 'tiny-test' }, workers: 2 }, '/api/health answers as /health')
     t.equal((await fetch(`${nginx.url}/_test/echo`, { headers: { 'x-request-id': 'logged-1' } })).status, 200)
     const log = await nginx.accessLog()
     t.match(log, /"GET \/_test\/echo HTTP\/1\.1" 200 .* rid=logged-1 /, 'other requests are logged with their id')
     t.notMatch(log, /GET \/health/, '/health is not logged')
+    t.notMatch(log, /GET \/api\/health/, '/api/health is not logged')
   })
 
   t.test('x-request-id, the client address and the forwarded headers reach the app', async (t) => {
@@ -105,7 +109,9 @@ t.test('through nginx', async (t) => {
       t.match(res.headers['content-type'], /^application\/json/, how)
       t.equal(res.headers['x-request-id'], 'too-big', how)
       t.same(JSON.parse(res.body), {
+        success: false,
         error: { code: 'PAYLOAD_TOO_LARGE', message: 'The upload is larger than 100 MB; send a smaller image.' },
+        message: 'The upload is larger than 100 MB; send a smaller image.',
         requestId: 'too-big'
       }, how)
     }
@@ -131,7 +137,7 @@ t.test('nginx\'s 502 when the app is down is JSON in the API\'s shape', async (t
   t.equal(res.status, 502)
   t.match(res.headers.get('content-type'), /^application\/json/)
   t.equal(res.headers.get('x-request-id'), 'down-1')
-  t.match(await res.json(), { error: { code: 'BAD_GATEWAY', message: /restarting or unavailable/ }, requestId: 'down-1' })
+  t.match(await res.json(), { success: false, error: { code: 'BAD_GATEWAY', message: /restarting or unavailable/ }, message: /restarting or unavailable/, requestId: 'down-1' })
 })
 
 t.test('nginx\'s 504 is JSON in the API\'s shape (read timeout shortened for the test)', async (t) => {
@@ -141,5 +147,5 @@ t.test('nginx\'s 504 is JSON in the API\'s shape (read timeout shortened for the
   const res = await fetch(`${nginx.url}/_test/slow?ms=2000`, { headers: { 'x-request-id': 'slow-1' } })
   t.equal(res.status, 504)
   t.match(res.headers.get('content-type'), /^application\/json/)
-  t.match(await res.json(), { error: { code: 'GATEWAY_TIMEOUT' }, requestId: 'slow-1' })
+  t.match(await res.json(), { success: false, error: { code: 'GATEWAY_TIMEOUT' }, message: /did not finish/, requestId: 'slow-1' })
 })

@@ -138,7 +138,7 @@ t.test('503 NOT_READY with Retry-After until the model is loaded', async (t) => 
   const { app } = await testApp(t, { notReady: true })
   const res = await app.inject({ method: 'POST', url: URL_, payload: form(await img.jpeg({ width: 64, height: 64 })) })
   t.equal(res.statusCode, 503)
-  t.equal(res.json().error.code, 'NOT_READY')
+  t.match(res.json(), { success: false, error: { code: 'NOT_READY' }, message: /still loading/ })
   t.equal(res.headers['retry-after'], '5')
 })
 
@@ -155,4 +155,60 @@ t.test('x-request-id is echoed when safe, generated otherwise; CORS headers pres
   t.equal(other.headers['access-control-allow-origin'], undefined)
   const preflight = await app.inject({ method: 'OPTIONS', url: URL_, headers: { origin: 'https://shine.example', 'access-control-request-method': 'POST' } })
   t.equal(preflight.statusCode, 204)
+})
+
+t.test('the analysis carries success, analysis_id, timestamp and skin_analysis, field by field', async (t) => {
+  const { app } = await testApp(t)
+  const bytes = await img.jpeg({ width: 100, height: 80, seed: 7 })
+  const before = Date.now()
+  const first = await app.inject({ method: 'POST', url: URL_, payload: form(bytes) })
+  const after = Date.now()
+  t.equal(first.statusCode, 200, first.body.slice(0, 200))
+  const body = first.json()
+
+  t.equal(body.success, true)
+
+  t.type(body.analysis_id, 'string')
+  t.match(body.analysis_id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'a v4 UUID')
+  t.not(body.analysis_id, body.requestId, 'an analysis id, not the request id')
+
+  t.type(body.timestamp, 'string')
+  t.match(body.timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'ISO 8601 UTC')
+  const at = Date.parse(body.timestamp)
+  t.ok(at >= before && at <= after, `finished during the request (${before} ≤ ${at} ≤ ${after})`)
+  t.equal(new Date(at).toISOString(), body.timestamp, 'round-trips')
+
+  const sa = body.skin_analysis
+  t.same(Object.keys(sa).sort(), ['ai_level', 'ai_processed', 'skin_conditions', 'total_conditions'], 'nothing invented')
+  t.same(sa.skin_conditions, body.predictions.map((p: { label: string, confidence: number }) => ({ type: p.label, confidence: p.confidence })),
+    'the predictions: same order, same values')
+  t.equal(sa.skin_conditions.length, SKIN_LABELS.length, 'every label')
+  t.equal(sa.total_conditions, SKIN_LABELS.length)
+  t.type(sa.total_conditions, 'number')
+  t.equal(sa.ai_processed, true)
+  t.equal(sa.ai_level, 'tiny-test test-1', '"<model name> <version>"')
+  t.same(sa.skin_conditions[0], { type: body.top.label, confidence: body.top.confidence })
+
+  // the existing fields are all still there
+  for (const key of ['requestId', 'model', 'predictions', 'top', 'image', 'timingsMs']) t.ok(key in body, key)
+
+  const second = (await app.inject({ method: 'POST', url: URL_, payload: form(bytes) })).json()
+  t.not(second.analysis_id, body.analysis_id, 'unique per analysis, even for the same image')
+  t.same(second.predictions, body.predictions)
+  t.ok(Date.parse(second.timestamp) >= at, 'timestamps move forward')
+})
+
+t.test('an error answer carries success false and a top-level message', async (t) => {
+  const { app } = await testApp(t)
+  const res = await app.inject({ method: 'POST', url: URL_, payload: form(img.SVG), headers: { 'x-request-id': 'svg-1' } })
+  t.equal(res.statusCode, 415)
+  const body = res.json()
+  t.same(Object.keys(body).sort(), ['error', 'message', 'requestId', 'success'])
+  t.equal(body.success, false)
+  t.equal(body.error.code, 'UNSUPPORTED_MEDIA_TYPE')
+  t.match(body.error.message, /SVG/)
+  t.equal(body.message, body.error.message)
+  t.equal(body.requestId, 'svg-1')
+  const notFound = (await app.inject('/api/nothing')).json()
+  t.match(notFound, { success: false, error: { code: 'NOT_FOUND' }, message: notFound.error.message })
 })

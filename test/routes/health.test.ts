@@ -1,4 +1,5 @@
-import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import t, { type Test } from 'tap'
 import { testApp } from '../helpers/app.js'
 
 t.test('503 starting until the model is loaded, with the reason and download progress', async (t) => {
@@ -50,7 +51,43 @@ t.test('while stopping, new analyses get 503 NOT_READY in our shape and connecti
   fd.append('image', new Blob([Buffer.from('x')]), 'a.jpg')
   const res = await app.inject({ method: 'POST', url: '/api/v2/analyze/guest', payload: fd })
   t.equal(res.statusCode, 503)
-  t.match(res.json(), { error: { code: 'NOT_READY', message: /shutting down/ } })
+  t.match(res.json(), { success: false, error: { code: 'NOT_READY', message: /shutting down/ }, message: /shutting down/ })
   t.equal(res.headers.connection, 'close')
   t.equal((await app.inject('/health/live')).headers.connection, 'close')
+})
+
+// Same answer on both paths, header by header that matters, in every readiness state.
+async function sameOnBothPaths (t: Test, app: FastifyInstance, status: number) {
+  const [health, api] = [await app.inject('/health'), await app.inject('/api/health')]
+  t.equal(health.statusCode, status)
+  t.equal(api.statusCode, health.statusCode)
+  t.equal(api.headers['cache-control'], 'no-store')
+  t.equal(api.headers['content-type'], health.headers['content-type'])
+  const [a, b] = [api.json(), health.json()]
+  // uptimeS moves between the two requests; everything else is identical
+  if (typeof b.uptimeS === 'number') {
+    t.type(a.uptimeS, 'number')
+    a.uptimeS = b.uptimeS
+  }
+  t.same(a, b)
+  return a
+}
+
+t.test('/api/health answers as /health: ready', async (t) => {
+  const { app } = await testApp(t)
+  const body = await sameOnBothPaths(t, app, 200)
+  t.match(body, { status: 'ok', model: { name: 'tiny-test', version: 'test-1' }, workers: 2 })
+})
+
+t.test('/api/health answers as /health: starting, failed and stopping', async (t) => {
+  const { app, readiness } = await testApp(t, { notReady: true })
+  t.same(await sameOnBothPaths(t, app, 503), { status: 'starting', reason: 'starting up' })
+  readiness.starting('downloading the model', { downloadedBytes: 10, totalBytes: 100 })
+  t.same(await sameOnBothPaths(t, app, 503), { status: 'starting', reason: 'downloading the model', model: { downloadedBytes: 10, totalBytes: 100 } })
+  readiness.failed('NoSuchBucket')
+  t.same(await sameOnBothPaths(t, app, 503), { status: 'error', reason: 'NoSuchBucket' })
+
+  const ready = await testApp(t)
+  ready.readiness.stopping()
+  t.same(await sameOnBothPaths(t, ready.app, 503), { status: 'stopping', reason: 'shutting down' }, 'not the drain hook\'s NOT_READY error')
 })

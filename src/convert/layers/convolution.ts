@@ -164,15 +164,12 @@ function convTranspose (rank: number) {
 
 const withBias = (names: string[]) => (c: Readonly<Record<string, unknown>>) => (bool(c.use_bias, true) ? [...names, 'bias'] : names)
 
+// Only the layers checked against Keras (test/fixtures/keras) are registered: 3-D and the
+// rarer 1-D variants are refused rather than converted unchecked.
 export const convolutionLayers: Record<string, LayerHandler> = {
   Conv1D: { convert: conv(1), weights: withBias(['kernel']) },
   Conv2D: { convert: conv(2), weights: withBias(['kernel']) },
-  Conv3D: { convert: conv(3), weights: withBias(['kernel']) },
-  DepthwiseConv1D: { convert: depthwise(1, false), weights: withBias([DEPTHWISE]) },
   DepthwiseConv2D: { convert: depthwise(2, false), weights: withBias([DEPTHWISE]) },
-  SeparableConv1D: { convert: depthwise(1, true), weights: withBias(['depthwise_kernel', 'pointwise_kernel']) },
   SeparableConv2D: { convert: depthwise(2, true), weights: withBias(['depthwise_kernel', 'pointwise_kernel']) },
-  Conv1DTranspose: { convert: convTranspose(1), weights: withBias(['kernel']) },
-  Conv2DTranspose: { convert: convTranspose(2), weights: withBias(['kernel']) },
-  Conv3DTranspose: { convert: convTranspose(3), weights: withBias(['kernel']) }
+  Conv2DTranspose: { convert: convTranspose(2), weights: withBias(['kernel']) }
 }

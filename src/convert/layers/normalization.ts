@@ -10,13 +10,10 @@ function broadcastDims (t: Sym, axis: number, length: number): number[] {
 }
 
 /** x·scale + shift along Keras axis `axis`: the form fold.ts merges into a preceding Conv. */
-function affine (ctx: LayerContext, t: Sym, axis: number, scale: Float32Array | undefined, shift: Float32Array | undefined): Sym {
-  let y = t.name
-  const length = (scale ?? shift)?.length ?? 1
-  const dims = broadcastDims(t, axis, length)
-  if (scale !== undefined) y = ctx.g.node('Mul', [y, ctx.g.constant(`${ctx.name}.scale`, dims, scale)], {}, `${ctx.name}_scale`)
-  if (shift !== undefined) y = ctx.g.node('Add', [y, ctx.g.constant(`${ctx.name}.shift`, dims, shift)], {}, ctx.name)
-  return { ...t, name: y }
+function affine (ctx: LayerContext, t: Sym, axis: number, scale: Float32Array, shift: Float32Array): Sym {
+  const dims = broadcastDims(t, axis, scale.length)
+  const y = ctx.g.node('Mul', [t.name, ctx.g.constant(`${ctx.name}.scale`, dims, scale)], {}, `${ctx.name}_scale`)
+  return { ...t, name: ctx.g.node('Add', [y, ctx.g.constant(`${ctx.name}.shift`, dims, shift)], {}, ctx.name) }
 }
 
 function singleAxis (ctx: LayerContext, t: Sym, value: unknown): number {
@@ -80,8 +77,7 @@ function fromConfigOrWeight (ctx: LayerContext, key: 'mean' | 'variance', c: num
     if (flat.length === c) return Float32Array.from(flat)
     ctx.fail(`${key} has ${flat.length} values for ${c} channels`)
   }
-  const w = ctx.weight(key, { count: c })
-  return w.length === 1 ? new Float32Array(c).fill(w[0] as number) : w
+  return ctx.weight(key, { count: c })
 }
 
 function normalization (ctx: LayerContext, [x]: Sym[]): Sym {

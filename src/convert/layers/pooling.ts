@@ -42,14 +42,10 @@ function globalPool (rank: number, op: 'ReduceMean' | 'ReduceMax') {
 export const poolingLayers: Record<string, LayerHandler> = {
   MaxPooling1D: { convert: pool(1, 'MaxPool') },
   MaxPooling2D: { convert: pool(2, 'MaxPool') },
-  MaxPooling3D: { convert: pool(3, 'MaxPool') },
   AveragePooling1D: { convert: pool(1, 'AveragePool') },
   AveragePooling2D: { convert: pool(2, 'AveragePool') },
-  AveragePooling3D: { convert: pool(3, 'AveragePool') },
   GlobalAveragePooling1D: { convert: globalPool(1, 'ReduceMean') },
   GlobalAveragePooling2D: { convert: globalPool(2, 'ReduceMean') },
-  GlobalAveragePooling3D: { convert: globalPool(3, 'ReduceMean') },
   GlobalMaxPooling1D: { convert: globalPool(1, 'ReduceMax') },
-  GlobalMaxPooling2D: { convert: globalPool(2, 'ReduceMax') },
-  GlobalMaxPooling3D: { convert: globalPool(3, 'ReduceMax') }
+  GlobalMaxPooling2D: { convert: globalPool(2, 'ReduceMax') }
 }

