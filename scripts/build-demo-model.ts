@@ -10,7 +10,9 @@ import type { ManifestFields } from './bundle-writer.js'
 
 const DEMO_SEED = 0x5eed
 
-const LABELS = ['acne', 'rosacea', 'eczema', 'hyperpigmentation', 'wrinkles', 'dryness', 'oiliness', 'healthy']
+// The team's 8 classes in their model's output order (MODELS.md, facial_results.json), so the
+// demo answers in the vocabulary the frontend expects.
+const LABELS = ['healthy', 'acne', 'bags', 'redness', 'rosacea', 'eczema', 'hyperpigmentation', 'other']
 
 const MODEL_FILE = 'model.onnx'
 

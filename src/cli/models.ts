@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// shine-models: publish, pull, list and verify model bundles in S3 (README "S3 model store").
+// shine-models: publish, pull, list and verify model bundles in S3 (README "S3 model store"), and
+// convert Keras/TF.js models to ONNX bundles (README "Keras models").
 // Output: results on stdout, progress and errors on stderr, one line per error, exit codes below.
 import { readFile, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
@@ -11,7 +12,7 @@ const EXIT = { ok: 0, failed: 1, usage: 2, refused: 3 } as const
 // Exit code by error name; anything else is a failure (1). The S3 modules load lazily, so
 // --help and usage errors answer without loading the AWS SDK.
 const EXIT_BY_ERROR: Record<string, number> = {
-  UsageError: EXIT.usage, ConfigError: EXIT.usage, PublishInputError: EXIT.usage, ManifestError: EXIT.usage, VersionExistsError: EXIT.refused
+  UsageError: EXIT.usage, ConfigError: EXIT.usage, PublishInputError: EXIT.usage, ManifestError: EXIT.usage, ConvertError: EXIT.usage, VersionExistsError: EXIT.refused
 }
 
 class UsageError extends Error {
@@ -35,12 +36,16 @@ Commands:
   pull               download the configured model into MODEL_DIR, as the server does at boot
   list               list the model versions under a prefix
   verify             re-hash the cached copies against their manifests and against S3
+  convert <model>    convert a Keras .h5/.keras or TF.js model.json to an ONNX bundle
 
 Run shine-models <command> --help for its options.`,
   push: `usage: shine-models push <model-file> --bucket NAME --prefix PATH [options]
 
 Uploads the model (multipart) and then its manifest.json with the sha256 filled in, as
 s3://<bucket>/<prefix>/<version>/<file>. Point a server's S3_MODEL_KEY at that key.
+Keras (.h5, .keras) and TF.js (model.json) files are uploaded unchanged (the server converts
+them), with their side files: a TF.js model's weight shards and facial_results.json,
+labels.json or class_names.json. The manifest's "format" is filled in from the file's bytes.
   --prefix PATH      folder for the model's versions, e.g. skin/hare_run_v6 (required)
   --manifest FILE    manifest to publish (default: manifest.json beside the model file)
   --version V        version to publish (default: the manifest's "version")
@@ -63,6 +68,15 @@ version, size, date, number of labels and the S3_MODEL_KEY to serve it.
   --prefix PATH      folder to list (default: the whole bucket)
 
 ${COMMON}`,
+  convert: `usage: shine-models convert <model.h5|model.keras|model.json> [--out DIR] [--check]
+
+Converts a Keras or TF.js layers model to ONNX, as the server does at boot, and writes a
+servable bundle: DIR/model.onnx and DIR/manifest.json (labels from a manifest.json beside the
+model, else facial_results.json / labels.json / class_names.json, else class_0…; input size
+from the model; pixels RGB 0..1). Prints layers by type, parameters, shapes and the time taken.
+  --out DIR          bundle folder (default: ./<model name>-onnx)
+  --check            also run the converted graph on seeded inputs
+Exit codes: 0 ok, 1 failed, 2 usage or a file that cannot be converted (the reason on one line).`,
   verify: `usage: shine-models verify [--bucket NAME] [--key KEY] [--model-dir DIR] [options]
 
 Re-hashes every cached version of the key against its manifest, and the current one against
@@ -77,7 +91,8 @@ ${COMMON}`
 const OPTIONS = {
   bucket: { type: 'string' }, region: { type: 'string' }, endpoint: { type: 'string' }, 'path-style': { type: 'boolean' },
   prefix: { type: 'string' }, manifest: { type: 'string' }, version: { type: 'string' }, force: { type: 'boolean' },
-  'dry-run': { type: 'boolean' }, key: { type: 'string' }, 'model-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' }
+  'dry-run': { type: 'boolean' }, key: { type: 'string' }, 'model-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  out: { type: 'string' }, check: { type: 'boolean' }
 } satisfies ParseArgsConfig['options']
 
 type Flags = ReturnType<typeof parseArgs<{ options: typeof OPTIONS, allowPositionals: true }>>['values']
@@ -137,10 +152,11 @@ async function push (flags: Flags, args: string[]): Promise<number> {
   } catch (e) {
     throw new PublishInputError(`cannot read the manifest ${manifestPath} (${(e as Error).message.split('\n')[0]}); pass --manifest`)
   }
+  const sideFiles = await keraSideFiles(modelPath, manifest)
   const client = createS3Client({ ...config.s3, ...config.modelStore })
   try {
     const result = await pushModel({
-      client, bucket: config.s3.bucket, prefix: flags.prefix, modelPath, manifest, version: flags.version,
+      client, bucket: config.s3.bucket, prefix: flags.prefix, modelPath, manifest, version: flags.version, sideFiles,
       force: flags.force, dryRun: flags['dry-run'], onProgress: progressBar('uploading')
     })
     const where = `s3://${config.s3.bucket}/${result.modelKey}`
@@ -159,6 +175,40 @@ async function push (flags: Flags, args: string[]): Promise<number> {
   } finally {
     client.destroy()
   }
+}
+
+/**
+ * A Keras/TF.js model is published as it is: the manifest's format comes from the bytes (a
+ * different one is refused), and its side files go with it.
+ */
+async function keraSideFiles (modelPath: string, manifest: Record<string, unknown>): Promise<string[]> {
+  const { detectFormat } = await import('../convert/detect.js')
+  const { PublishInputError } = await import('../models/publish.js')
+  const format = await detectFormat(modelPath)
+  if (manifest.format !== undefined && manifest.format !== format) {
+    throw new PublishInputError(`the manifest says format "${String(manifest.format)}" but ${modelPath} is ${format === 'onnx' ? 'an ONNX model' : `a ${format} model`}`)
+  }
+  manifest.format = format
+  if (format === 'onnx') return []
+  const dir = dirname(modelPath)
+  const present = async (f: string) => (await stat(join(dir, f)).catch(() => undefined))?.isFile() === true
+  const { SIDE_LABEL_FILES } = await import('../models/labels.js')
+  const files: string[] = []
+  if (format === 'tfjs') {
+    const { shardPaths } = await import('../convert/tfjs.js')
+    const json = JSON.parse(await readFile(modelPath, 'utf8')) as { weightsManifest: unknown }
+    files.push(...shardPaths(json.weightsManifest, modelPath))
+  }
+  for (const f of SIDE_LABEL_FILES) if (await present(f)) files.push(f)
+  return [...new Set(files)].map((f) => join(dir, f))
+}
+
+async function convert (flags: Flags, args: string[]): Promise<number> {
+  const [modelPath, ...rest] = args
+  if (modelPath === undefined || rest.length > 0) throw new UsageError('convert takes exactly one model file')
+  const { convertCommand } = await import('./convert.js')
+  await convertCommand({ modelPath, out: flags.out, check: flags.check === true, print: out })
+  return EXIT.ok
 }
 
 async function pull (flags: Flags): Promise<number> {
@@ -221,7 +271,7 @@ async function verify (flags: Flags): Promise<number> {
   }
 }
 
-const COMMANDS: Record<string, (flags: Flags, args: string[]) => Promise<number>> = { push, pull, list, verify }
+const COMMANDS: Record<string, (flags: Flags, args: string[]) => Promise<number>> = { push, pull, list, verify, convert }
 
 async function main (argv: string[]): Promise<number> {
   let parsed
@@ -237,7 +287,7 @@ async function main (argv: string[]): Promise<number> {
       out(HELP.main!)
       return EXIT.ok
     }
-    err(command === undefined ? HELP.main! : `shine-models: unknown command "${command}" (push, pull, list, verify)`)
+    err(command === undefined ? HELP.main! : `shine-models: unknown command "${command}" (push, pull, list, verify, convert)`)
     return EXIT.usage
   }
   if (parsed.values.help === true) {

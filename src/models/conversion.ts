@@ -22,7 +22,8 @@ export type ConversionReply =
 
 export type Conversion = Exclude<ConversionReply, { ok: false }>
 
-// Sources run as .ts under tap/tsx; the build runs dist/*.js (STYLE.md §13).
+// Sources run as .ts under tap; the build runs dist/*.js (STYLE.md §13).
+/* c8 ignore next: the .js branch runs only in the built server (covered by the spawned server tests) */
 const WORKER = new URL(import.meta.url.endsWith('.ts') ? '../convert/convert-worker.ts' : '../convert/convert-worker.js', import.meta.url)
 // The JS heap of the converting thread; weights live in ArrayBuffers and WebAssembly memory,
 // which the converter bounds itself (declared sizes are checked before anything is allocated).
@@ -68,10 +69,12 @@ export async function convertOffThread (job: ConversionJob): Promise<Conversion>
     return reply
   } catch (err) {
     if (err instanceof ConvertError) throw err
+    /* c8 ignore start -- a thread that dies (heap limit, a native crash in h5wasm) instead of answering */
     const code = (err as NodeJS.ErrnoException).code
     throw new ConvertError(code === 'ERR_WORKER_OUT_OF_MEMORY'
       ? `${job.what}: the conversion needed more than ${MAX_HEAP_MB} MB of JavaScript heap`
       : `${job.what}: the converter crashed (${(err as Error).message})`)
+    /* c8 ignore stop */
   } finally {
     await worker.terminate()
   }

@@ -1,14 +1,12 @@
 // Keras/TF.js models served as ONNX: converted once (off the main thread), kept in the cache beside
 // their verified source, keyed by the source's sha256 and the converter's version (README "Keras models").
 import { createHash } from 'node:crypto'
-import { open, rename, rm, unlink } from 'node:fs/promises'
-import { basename, join } from 'node:path'
+import { open, rename, rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { ConvertSummary } from '../convert/convert.js'
 import type { ModelFormat } from '../convert/detect.js'
 import { ConvertError } from '../convert/errors.js'
-import {
-  MARKER_FILE, createStaging, rewriteMarker, syncDir, type ConversionFailure, type ConvertedRecord, type Marker
-} from './cache.js'
+import { createStaging, rewriteMarker, syncDir, type ConversionFailure, type ConvertedRecord, type Marker } from './cache.js'
 import { convertOffThread, looksLikeOnnx, readHead } from './conversion.js'
 import { ManifestError } from './manifest.js'
 
@@ -83,6 +81,7 @@ export async function convertSource (o: ConvertOptions): Promise<Prepared & { pa
   o.onConverting?.(o.declared ?? guessFormat(head))
   const result = await convertOffThread({ path: o.source, workDir: o.staging, what: o.what })
   checkDeclaredFormat(o.declared, result.format, o.what)
+  /* c8 ignore next -- detectFormat's ONNX rule is looksLikeOnnx's, so the worker never says onnx here */
   if (result.format === 'onnx') return { modelFile: o.source, format: 'onnx' }
   const file = convertedFileName(converter)
   const path = join(o.staging, file)
@@ -144,10 +143,12 @@ export async function prepareCachedEntry (o: CachedEntryOptions): Promise<Prepar
     try {
       prepared = await convertSource({ source, sourceSha256, what: o.what, declared: o.declared, staging, onConverting: o.onConverting })
     } catch (err) {
+      /* c8 ignore next -- a disk error while converting is not the model's fault: not recorded */
       if (!(err instanceof ConvertError) && !(err instanceof ManifestError)) throw err
       await rewriteMarker(o.dir, { ...rest, sha256, conversionFailed: { from: sourceSha256, converter: known.converter, message: err.message } }, staging)
       throw err
     }
+    /* c8 ignore next -- a recorded conversion or refusal of a file a manifest now calls onnx */
     if (prepared.converted === undefined || prepared.path === undefined) return prepared
     const dest = join(o.dir, prepared.converted.file)
     await rename(prepared.path, dest)
@@ -155,7 +156,7 @@ export async function prepareCachedEntry (o: CachedEntryOptions): Promise<Prepar
     await rewriteMarker(o.dir, { ...rest, sha256: { ...sha256, [prepared.converted.file]: prepared.converted.sha256 }, converted: prepared.converted }, staging)
     // An older converter's file goes only once the marker no longer names it.
     const old = o.marker.converted?.file
-    if (old !== undefined && old !== prepared.converted.file && basename(old) === old && old !== MARKER_FILE) await unlink(join(o.dir, old)).catch(() => {})
+    if (old !== undefined && old !== prepared.converted.file && isConvertedFile(old)) await rm(join(o.dir, old), { force: true })
     return { ...prepared, modelFile: dest }
   } finally {
     await rm(staging, { recursive: true, force: true })

@@ -131,6 +131,7 @@ export function s3Store (o: S3StoreOptions): S3Store {
       if (prepared.summary !== undefined) bundle.conversion = prepared.summary
       return await withSideLabels(bundle, SIDE_LABEL_FILES.filter((f) => f in marker.sha256))
     } catch (err) {
+      /* c8 ignore next -- a disk error while converting: reported as itself (and retried) */
       if (!(err instanceof ConvertError) && !(err instanceof ManifestError)) throw err
       throw new StoreError(`Unconvertible: ${where}: ${err.message} (this version cannot be served: publish a new one)`, { cause: err })
     }
@@ -143,6 +144,7 @@ export function s3Store (o: S3StoreOptions): S3Store {
       // A version that cannot be converted is kept (its bytes are verified) but never served.
       const bundle = await serve(entry.dir, cached.marker, cached.spec).catch((err: unknown) => {
         if (err instanceof StoreError) return undefined
+        /* c8 ignore next -- a disk error while converting an older version */
         throw err
       })
       if (bundle === undefined) continue

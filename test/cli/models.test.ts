@@ -32,7 +32,7 @@ t.test('help and usage errors', async (t) => {
   t.match(help, { code: 0, stdout: /usage: shine-models <command>[\s\S]*push[\s\S]*pull[\s\S]*list[\s\S]*verify/ })
   t.match(pushHelp, { code: 0, stdout: /^usage: shine-models push <model-file>[\s\S]*--dry-run[\s\S]*Exit codes: 0 ok, 1 failed, 2 usage/ })
   t.match(none, { code: 2, stderr: /^usage: shine-models/ })
-  t.match(unknown, { code: 2, stderr: 'shine-models: unknown command "deploy" (push, pull, list, verify)\n' })
+  t.match(unknown, { code: 2, stderr: 'shine-models: unknown command "deploy" (push, pull, list, verify, convert)\n' })
   t.match(badFlag, { code: 2, stderr: /^shine-models: Unknown option '--wat'.*\(see --help\)\n$/ })
   t.match(noBucket, { code: 2, stderr: 'shine-models list: --bucket is required (or set S3_BUCKET)\n' })
   t.match(noPrefix, { code: 2, stderr: 'shine-models push: --prefix is required\n' })
@@ -119,4 +119,52 @@ t.test('failures are one line with exit code 1', async (t) => {
   t.match(missingManifest, { code: 2, stderr: /cannot read the manifest .*none\.json/ })
   t.match(invalidManifest, { code: 2, stderr: /^shine-models push: manifest\.json is invalid: / })
   t.match(badVersion, { code: 2, stderr: /version "a\/b" must be/ })
+})
+
+t.test('convert: a Keras file → a servable ONNX bundle with the labels beside it; a refusal is exit 2 on one line', async (t) => {
+  const { MINI_ENSEMBLE_H5, LAMBDA_H5, FACIAL_RESULTS, TEAM_LABELS } = await import('../helpers/keras.js')
+  const { openBundle } = await import('../../src/models/bundle.js')
+  const dir = await scratchDir(t)
+  await writeFile(join(dir, 'best_facial_model.h5'), await readFile(MINI_ENSEMBLE_H5))
+  await writeFile(join(dir, 'facial_results.json'), FACIAL_RESULTS)
+  const out = join(dir, 'bundle')
+  const done = await run(['convert', join(dir, 'best_facial_model.h5'), '--out', out, '--check'])
+  t.equal(done.code, 0, done.stderr)
+  t.match(done.stdout, /^converted .*best_facial_model\.h5 \(keras-h5, Keras 2\.13\.1, model "mini_ensemble"\) in \d+ ms\n/)
+  t.match(done.stdout, /  input   input_layer \[N, 32, 32, 3\][\s\S]*  output  dense_2 \[N, 8\], activation none\n  labels  8 from facial_results\.json: healthy, acne, bags/)
+  t.match(done.stdout, /  params  5,320\n  layers  Conv2D 22, [\s\S]*\ncheck: ran the ONNX graph on 2 seeded inputs .*all outputs finite/)
+  const bundle = await openBundle(out)
+  t.match(bundle.spec, { format: 'onnx', file: 'model.onnx', labels: TEAM_LABELS, input: { name: 'input_layer', layout: 'NHWC', width: 32, height: 32, channels: 'RGB' }, output: { activation: 'none' } })
+
+  const refused = await run(['convert', LAMBDA_H5, '--out', join(dir, 'lambda')])
+  t.match(refused, { code: 2, stdout: '', stderr: /^shine-models convert: layer "lambda" is a Lambda: it holds Python code[^\n]*\n$/ })
+  t.notOk(existsSync(join(dir, 'lambda')), 'nothing written')
+  t.match(await run(['convert', bundle.modelFile]), { code: 2, stderr: /is already an ONNX model/ })
+  t.match(await run(['convert']), { code: 2, stderr: /convert takes exactly one model file/ })
+})
+
+t.test('push: a Keras file goes up unchanged with its side files; the manifest\'s format must match', async (t) => {
+  const { SEQUENTIAL_H5 } = await import('../helpers/keras.js')
+  const s3 = await fakeS3(t)
+  await s3.createBucket('models')
+  const env = s3Env(s3.endpoint)
+  const dir = await scratchDir(t)
+  await writeFile(join(dir, 'model.h5'), await readFile(SEQUENTIAL_H5))
+  await writeFile(join(dir, 'facial_results.json'), JSON.stringify({ class_names: ['a', 'b', 'c', 'd'] }))
+  const manifest = {
+    name: 'seq', version: 'k1', file: 'model.h5', input: { name: 'image', layout: 'NHWC', width: 12, height: 12, mean: [0, 0, 0], std: [1, 1, 1] },
+    output: { name: 'predictions', activation: 'none' }, labels: ['a', 'b', 'c', 'd']
+  }
+  await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest))
+  const pushed = await run(['push', join(dir, 'model.h5'), '--bucket', 'models', '--prefix', 'keras'], env)
+  t.equal(pushed.code, 0, pushed.stderr)
+  const { GetObjectCommand } = await import('@aws-sdk/client-s3')
+  const remote = JSON.parse(await (await s3.client.send(new GetObjectCommand({ Bucket: 'models', Key: 'keras/k1/manifest.json' }))).Body!.transformToString())
+  t.match(remote, { format: 'keras-h5', file: 'model.h5' })
+  t.same(Object.keys(remote.sha256).sort(), ['facial_results.json', 'model.h5'])
+  t.same(Buffer.from(await (await s3.client.send(new GetObjectCommand({ Bucket: 'models', Key: 'keras/k1/model.h5' }))).Body!.transformToByteArray()), await readFile(SEQUENTIAL_H5), 'unchanged')
+
+  await writeFile(join(dir, 'manifest.json'), JSON.stringify({ ...manifest, version: 'k2', format: 'onnx' }))
+  t.match(await run(['push', join(dir, 'model.h5'), '--bucket', 'models', '--prefix', 'keras'], env),
+    { code: 2, stderr: /^shine-models push: the manifest says format "onnx" but .*model\.h5 is a keras-h5 model\n$/ })
 })

@@ -85,3 +85,22 @@ t.test('a manifest is checked against the model it describes', async (t) => {
   const nhwc = parseManifest(withChange((m) => { (m.input as Record<string, unknown>).layout = 'NHWC' }))
   t.doesNotThrow(() => checkSpecAgainstModel(nhwc, [{ name: 'input', dims: [1, 224, 224, 3] }], outputs))
 })
+
+t.test('Keras formats and BGR channels in a manifest', async (t) => {
+  const keras = parseManifest(withChange((m) => { m.format = 'keras-h5'; m.file = 'best_facial_model.h5'; m.sha256 = { 'best_facial_model.h5': 'a'.repeat(64) } }))
+  t.match(keras, { format: 'keras-h5', file: 'best_facial_model.h5', input: { channels: 'RGB' } }, 'RGB by default')
+  const caffe = parseManifest(withChange((m) => { (m.input as Record<string, unknown>).channels = 'BGR' }))
+  t.equal(caffe.input.channels, 'BGR')
+  t.throws(() => parseManifest(withChange((m) => { m.format = 'savedmodel' })), /\/format/)
+  t.throws(() => parseManifest(withChange((m) => { (m.input as Record<string, unknown>).channels = 'RGBA' })), /\/input\/channels/)
+})
+
+t.test('without a manifest: labels from a side JSON, the source format, the file name without its extension', async (t) => {
+  const team = ['healthy', 'acne', 'bags', 'redness', 'rosacea', 'eczema', 'hyperpigmentation', 'other']
+  const spec = specFromModelMetadata('best_facial_model.h5', [{ name: 'input_1', dims: ['N', 224, 224, 3] }], [{ name: 'dense_2', dims: ['N', 8] }],
+    { format: 'keras-h5', labels: { file: 'facial_results.json', labels: team } })
+  t.match(spec, { name: 'best_facial_model', format: 'keras-h5', labels: team, input: { layout: 'NHWC', width: 224, channels: 'RGB', mean: [0, 0, 0], std: [1, 1, 1] }, output: { activation: 'auto' } })
+  t.match(spec.warnings, [/labels from facial_results\.json/])
+  t.throws(() => specFromModelMetadata('m.h5', [{ name: 'x', dims: ['N', 8, 8, 3] }], [{ name: 'y', dims: ['N', 6] }], { labels: { file: 'labels.json', labels: team } }),
+    { name: 'ManifestError', message: "labels.json names 8 classes but m.h5's output shape is [N, 6]" })
+})

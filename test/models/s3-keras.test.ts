@@ -141,3 +141,17 @@ t.test('a manifest\'s format must agree with the file', async (t) => {
   t.match(ok, { format: 'keras-h5', spec: { format: 'keras-h5', labels: ['a', 'b', 'c', 'd'] }, labels: undefined })
   t.same(await cacheProblems(modelDir), [])
 })
+
+t.test('side files and shards that cannot be used are named', async (t) => {
+  const { s3, modelDir } = await setup(t)
+  await s3.put(BUCKET, 'r/model.json', JSON.stringify({ modelTopology: {}, weightsManifest: [{ paths: ['.verified.json'], weights: [] }] }))
+  await t.rejects(storeFor(t, s3.endpoint, modelDir, 'r/model.json').resolve(), { message: 'ManifestInvalid: s3://shine-skincare-models/r/model.json: model.json names a reserved shard file ".verified.json"' })
+  await s3.put(BUCKET, 'j/model.json', '{"hello":"world"}')
+  await t.rejects(storeFor(t, s3.endpoint, modelDir, 'j/model.json').resolve(), { message: /^Unconvertible: .*is JSON but not a TF\.js layers model/ })
+  t.same(await cacheProblems(modelDir), [])
+
+  await s3.put(BUCKET, ENSEMBLE_KEY, await readFile(SEQUENTIAL_H5))
+  const proxy = await faultProxy(t, s3.endpoint)
+  proxy.inject({ method: 'HEAD', path: /facial_results\.json/, times: Infinity, fault: { kind: 'status', status: 403, code: 'AccessDenied' } })
+  await t.rejects(storeFor(t, proxy.endpoint, modelDir, ENSEMBLE_KEY).resolve(), { message: /^AccessDenied: s3:\/\/shine-skincare-models\/hare_run_v6\/hare_run_v6_facial\/facial_results\.json: / })
+})

@@ -10,6 +10,8 @@ t.test('503 starting until the model is loaded, with the reason and download pro
   readiness.starting('downloading the model', { downloadedBytes: 10, totalBytes: 100 })
   res = await app.inject('/health')
   t.same(res.json(), { status: 'starting', reason: 'downloading the model', model: { downloadedBytes: 10, totalBytes: 100 } })
+  readiness.starting('converting the model (keras-h5)', undefined, 'converting')
+  t.same((await app.inject('/health')).json(), { status: 'starting', reason: 'converting the model (keras-h5)', phase: 'converting' })
   readiness.failed('NoSuchBucket: bucket "x" does not exist')
   res = await app.inject('/health')
   t.equal(res.statusCode, 503)
