@@ -59,23 +59,25 @@ export async function convertOffThread (job: ConversionJob): Promise<Conversion>
   // HDF5's C library prints diagnostics for damaged files; the ConvertError says it in one line.
   worker.stdout.resume()
   worker.stderr.resume()
-  try {
-    const reply = await new Promise<ConversionReply>((resolve, reject) => {
-      worker.once('message', resolve)
-      worker.once('error', reject)
-      worker.once('exit', (code) => reject(new ConvertError(`the converter stopped (exit code ${code}) before it answered`)))
-    })
-    if (!reply.ok) throw new ConvertError(reply.name === 'ConvertError' ? reply.message : `${job.what}: the converter failed (${reply.name}: ${reply.message})`)
-    return reply
-  } catch (err) {
+  const reply = await new Promise<ConversionReply>((resolve, reject) => {
+    worker.once('message', resolve)
+    worker.once('error', reject)
+    worker.once('exit', (code) => reject(new ConvertError(`the converter stopped (exit code ${code}) before it answered`)))
+  }).catch(asConvertError(job.what)).finally(async () => { await worker.terminate() })
+  if (!reply.ok) throw new ConvertError(reply.name === 'ConvertError' ? reply.message : `${job.what}: the converter failed (${reply.name}: ${reply.message})`)
+  return reply
+}
+
+/** Rejection handler: a thread that dies instead of answering still fails with a ConvertError. */
+function asConvertError (what: string): (err: unknown) => never {
+  /* c8 ignore start -- a thread that dies (heap limit, a native crash in h5wasm) rather than refusing;
+     no test input makes the converter die */
+  return (err) => {
     if (err instanceof ConvertError) throw err
-    /* c8 ignore start -- a thread that dies (heap limit, a native crash in h5wasm) instead of answering */
     const code = (err as NodeJS.ErrnoException).code
     throw new ConvertError(code === 'ERR_WORKER_OUT_OF_MEMORY'
-      ? `${job.what}: the conversion needed more than ${MAX_HEAP_MB} MB of JavaScript heap`
-      : `${job.what}: the converter crashed (${(err as Error).message})`)
-    /* c8 ignore stop */
-  } finally {
-    await worker.terminate()
+      ? `${what}: the conversion needed more than ${MAX_HEAP_MB} MB of JavaScript heap`
+      : `${what}: the converter crashed (${(err as Error).message})`)
   }
+  /* c8 ignore stop */
 }

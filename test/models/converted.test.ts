@@ -8,7 +8,7 @@ import { CONVERTER_VERSION } from '../../src/convert/convert.js'
 import { startEngine } from '../../src/inference/engine.js'
 import { readMarker, rewriteMarker } from '../../src/models/cache.js'
 import { convertOffThread, looksLikeOnnx } from '../../src/models/conversion.js'
-import { convertedFileName, needsConversion } from '../../src/models/converted.js'
+import { convertSource, convertedFileName, needsConversion } from '../../src/models/converted.js'
 import { CONVERTED_SUBDIR, localStore } from '../../src/models/store.js'
 import { FACIAL_RESULTS, MINI_ENSEMBLE_H5, TEAM_LABELS, readExpected } from '../helpers/keras.js'
 import { writeTinyBundle } from '../helpers/model.js'
@@ -84,4 +84,16 @@ t.test('an ONNX file whose manifest says keras-h5 is refused before anything run
   const b = await writeTinyBundle(t.testdir(), { manifest: { format: 'keras-h5' } })
   await t.rejects(localStore(b.dir, join(b.dir, 'cache')).resolve(), { message: /says format "keras-h5" but .*model\.onnx is an ONNX model/ })
   t.same((await readFile(b.modelPath)).subarray(0, 1), Buffer.from([0x08]))
+})
+
+t.test('an ONNX source is served as it is: no conversion, nothing staged', async (t) => {
+  const dir = t.testdir({ staging: {} })
+  const bundle = await writeTinyBundle(join(dir, 'bundle'))
+  let converting = 0
+  const prepared = await convertSource({
+    source: bundle.modelPath, sourceSha256: 'x', what: bundle.modelPath, staging: join(dir, 'staging'), onConverting: () => { converting++ }
+  })
+  t.same(prepared, { modelFile: bundle.modelPath, format: 'onnx' })
+  t.equal(converting, 0, 'no "converting" phase is reported')
+  t.same(await readdir(join(dir, 'staging')), [], 'nothing written to staging')
 })
