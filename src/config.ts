@@ -4,6 +4,8 @@ import envSchema from 'env-schema'
 import { Type, type Static } from 'typebox'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+const SWAP_MODES = ['live', 'restart'] as const
+export type SwapMode = typeof SWAP_MODES[number]
 
 // One schema gives types, defaults, coercion and error messages that name the variable
 // ("env/PORT must be integer"). Names of the seed service are kept (DESIGN.md).
@@ -33,6 +35,10 @@ function envSchemaFor (cores: number) {
     S3_PART_SIZE_MB: Type.Integer({ minimum: 1, maximum: 1024, default: 16 }),
     // Verified model versions kept under MODEL_DIR (the one in use is always kept).
     MODEL_CACHE_KEEP: Type.Integer({ minimum: 1, maximum: 100, default: 2 }),
+    // Seconds between checks for a new model version (jittered ±20 %); 0 = only on SIGHUP.
+    MODEL_POLL_S: Type.Number({ minimum: 0, maximum: 86400, default: 60 }),
+    // live: warm the new version beside the old one and switch; restart: drain and exit 0.
+    MODEL_SWAP: Type.Enum(SWAP_MODES, { default: 'live' }),
     WORKERS: Type.Integer({ minimum: 1, maximum: 256, default: cores }),
     // ONNX Runtime threads per worker; WORKERS × this should not exceed the cores (README).
     INTRA_OP_THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
@@ -85,6 +91,9 @@ export interface Config {
   readonly modelPath: string
   readonly s3: S3Config | undefined
   readonly modelStore: ModelStoreConfig
+  /** 0 = no polling (SIGHUP still checks). */
+  readonly modelPollMs: number
+  readonly modelSwap: SwapMode
   readonly workers: number
   readonly intraOpThreads: number
   readonly queueSize: number
@@ -143,6 +152,8 @@ export function loadConfig (env: NodeJS.ProcessEnv, cores = availableParallelism
       downloadStreams: raw.S3_DOWNLOAD_STREAMS,
       partSizeBytes: raw.S3_PART_SIZE_MB * 1024 * 1024
     }),
+    modelPollMs: raw.MODEL_POLL_S * 1000,
+    modelSwap: raw.MODEL_SWAP as SwapMode,
     workers: raw.WORKERS,
     intraOpThreads: raw.INTRA_OP_THREADS,
     queueSize: raw.QUEUE_SIZE ?? raw.WORKERS * QUEUE_PER_WORKER,

@@ -58,6 +58,13 @@ export class Metrics {
         if (model !== undefined) this.set({ name: model.spec.name, version: model.spec.version, source: model.source }, 1)
       }
     })
+    new Counter({
+      name: 'shine_model_swaps_total', help: 'Model versions switched in (ok), refused (failed) or restarted for (restart)', labelNames: ['result'], registers,
+      collect () {
+        this.reset()
+        for (const [result, count] of Object.entries(readiness.swaps)) this.inc({ result }, count)
+      }
+    })
     new Gauge({ name: 'shine_model_load_seconds', help: 'Boot to ready: model resolve/download, verify, worker start and warm-up', registers, collect () { this.set(readiness.loadSeconds ?? 0) } })
     new Gauge({ name: 'shine_ready', help: '1 when /health answers 200', registers, collect () { this.set(readiness.status === 'ready' ? 1 : 0) } })
   }

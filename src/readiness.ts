@@ -1,4 +1,5 @@
 import type { Engine } from './inference/engine.js'
+import { Leases } from './inference/leases.js'
 import type { InferencePool } from './inference/pool.js'
 import type { StoreCounters } from './models/counters.js'
 import type { DownloadProgress } from './models/store.js'
@@ -6,6 +7,21 @@ import type { DownloadProgress } from './models/store.js'
 export type ReadinessStatus = 'starting' | 'ready' | 'error' | 'stopping'
 /** What a 'starting' server is doing (in /health as `phase`). */
 export type BootPhase = 'loading' | 'downloading' | 'converting' | 'warming'
+/** How a swap ended, as `shine_model_swaps_total{result}` counts it. */
+export type SwapResult = 'ok' | 'failed' | 'restart'
+
+/** A version that was found and refused (or is being prepared), shown in /health as model.pending. */
+export interface PendingVersion {
+  version: string
+  /** Absent while the version is being prepared. */
+  error?: string
+}
+
+/** One engine taken for one analysis; `release` lets a swap close the pool behind it. */
+export interface Lease {
+  engine: Engine
+  release: () => void
+}
 
 /**
  * Boot progress as /health reports it. server.ts flips it while it loads the model; routes only
@@ -21,8 +37,13 @@ export class Readiness {
   readonly startedAt = Date.now()
   /** Seconds from process start to ready (model load and warm-up). */
   loadSeconds: number | undefined
+  pending: PendingVersion | undefined
+  readonly swaps: Record<SwapResult, number> = { ok: 0, failed: 0, restart: 0 }
   #engine: Engine | undefined
-  #pool: InferencePool | undefined
+  // Every pool that exists: the serving one, one warming or one draining during a swap.
+  readonly #pools = new Set<InferencePool>()
+  readonly #leases = new Leases<Engine>()
+  #closed = false
 
   /** The engine while it can serve: ready, or stopping with requests still in flight. */
   get engine (): Engine | undefined {
@@ -38,14 +59,49 @@ export class Readiness {
   }
 
   trackPool (pool: InferencePool): void {
-    this.#pool = pool
+    // A swap that started its pool after close() must not leave it running into process.exit.
+    if (this.#closed) void pool.close().catch(() => {})
+    else this.#pools.add(pool)
+  }
+
+  /** A pool that was closed: nothing left to close at shutdown. */
+  untrackPool (pool: InferencePool): void {
+    this.#pools.delete(pool)
+  }
+
+  /** The serving engine for one analysis, held until `release()`. */
+  lease (): Lease | undefined {
+    const engine = this.engine
+    return engine === undefined ? undefined : { engine, release: this.#leases.acquire(engine) }
+  }
+
+  /** Analyses holding `engine` now. */
+  leased (engine: Engine): number {
+    return this.#leases.held(engine)
+  }
+
+  /** Resolves once no analysis holds `engine` any more. */
+  async drained (engine: Engine): Promise<void> {
+    await this.#leases.idle(engine)
+  }
+
+  /**
+   * Makes `engine` the one new requests get, in one step; returns the one it replaced. While
+   * stopping nothing is replaced (undefined): the caller closes the engine it brought.
+   */
+  replace (engine: Engine): Engine | undefined {
+    if (this.status !== 'ready') return undefined
+    const old = this.#engine
+    this.#engine = engine
+    this.#pools.add(engine.pool)
+    return old
   }
 
   // Once stopping, boot news no longer matters: /health keeps saying 'stopping' to the end.
   ready (engine: Engine): void {
     if (this.status === 'stopping') return
     this.#engine = engine
-    this.#pool = engine.pool
+    this.#pools.add(engine.pool)
     this.status = 'ready'
     this.reason = 'ready'
     this.loadSeconds = (Date.now() - this.startedAt) / 1000
@@ -61,15 +117,16 @@ export class Readiness {
     this.phase = undefined
   }
 
-  stopping (): void {
+  stopping (reason = 'shutting down'): void {
     this.status = 'stopping'
-    this.reason = 'shutting down'
+    this.reason = reason
     this.phase = undefined
   }
 
   async close (): Promise<void> {
-    const pool = this.#pool
-    this.#pool = undefined
-    await pool?.close()
+    this.#closed = true
+    const pools = [...this.#pools]
+    this.#pools.clear()
+    await Promise.all(pools.map(async (pool) => await pool.close()))
   }
 }

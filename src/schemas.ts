@@ -18,5 +18,7 @@ export const ModelInfo = Type.Object({
   sourceError: Type.Optional(Type.String()),
   warnings: Type.Array(Type.String()),
   /** The labels the model answers with, in output order. */
-  labels: Type.Optional(Type.Array(Type.String()))
+  labels: Type.Optional(Type.Array(Type.String())),
+  /** A newer version being prepared, or refused (with why) while this one keeps serving. */
+  pending: Type.Optional(Type.Object({ version: Type.String(), error: Type.Optional(Type.String()) }))
 })

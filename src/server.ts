@@ -3,9 +3,12 @@
 import { buildApp } from './app.js'
 import { loadConfig, type Config, type ConfigError } from './config.js'
 import { startEngine } from './inference/engine.js'
+import { ModelSwapper } from './inference/swap.js'
 import { backoffDelay, sleep } from './models/backoff.js'
 import { StoreCounters } from './models/counters.js'
-import { StoreError, localStore, type ModelStore } from './models/store.js'
+import { StoreError, localStore } from './models/store.js'
+import { watchLocal, watchS3, type WatchedSource } from './models/versions.js'
+import { Watcher } from './models/watch.js'
 import { Readiness } from './readiness.js'
 
 let config: Config
@@ -20,16 +23,26 @@ try {
 const readiness = new Readiness()
 const app = buildApp({ config, readiness })
 if (config.s3 !== undefined) readiness.store = new StoreCounters()
-const store: ModelStore = config.s3 === undefined
-  ? localStore(config.modelPath, config.modelDir)
+const source: WatchedSource = config.s3 === undefined
+  ? watchLocal(localStore(config.modelPath, config.modelDir), config.modelPath)
   // Imported only when used: the AWS SDK adds ~90 ms to every local-only start.
-  : (await import('./models/s3-store.js')).s3Store({ s3: config.s3, modelDir: config.modelDir, tuning: config.modelStore, counters: readiness.store, log: app.log })
+  : watchS3((await import('./models/s3-store.js')).s3Store({ s3: config.s3, modelDir: config.modelDir, tuning: config.modelStore, counters: readiness.store, log: app.log }))
+const swapper = new ModelSwapper({
+  mode: config.modelSwap,
+  readiness,
+  source,
+  start: async (bundle, onPool) => await startEngine(bundle, config, onPool),
+  restart: (reason) => { void shutdown('model update', reason) },
+  log: app.log
+})
+const watcher = new Watcher({ intervalMs: config.modelPollMs, check: async () => await swapper.check() })
 
 async function boot (): Promise<void> {
   readiness.starting('loading the model', undefined, 'loading')
-  const bundle = await store.resolve(
+  const candidate = await source.resolve(
     (progress) => readiness.starting('downloading the model', progress, 'downloading'),
     (format) => readiness.starting(`converting the model (${format})`, undefined, 'converting'))
+  const { bundle } = candidate
   if (bundle.conversion !== undefined) {
     const { format, modelName, kerasVersion, parameters, layers, ms } = bundle.conversion
     app.log.info({ format, modelName, kerasVersion, parameters, layers: Object.keys(layers).length, ms: Math.round(ms), onnx: bundle.modelFile }, 'model converted to ONNX')
@@ -37,17 +50,21 @@ async function boot (): Promise<void> {
   readiness.starting('starting inference workers', undefined, 'warming')
   const engine = await startEngine(bundle, config, (pool) => readiness.trackPool(pool))
   readiness.ready(engine)
+  swapper.adopt(candidate)
+  watcher.start()
   const { spec } = engine.model
-  app.log.info({ model: { name: spec.name, version: spec.version, format: spec.format, source: engine.model.source }, workers: config.workers }, 'ready')
+  app.log.info({ model: { name: spec.name, version: spec.version, format: spec.format, source: engine.model.source }, workers: config.workers, pollS: config.modelPollMs / 1000, swap: config.modelSwap }, 'ready')
   for (const warning of spec.warnings) app.log.warn(warning)
 }
 
 let stopping = false
-async function shutdown (signal: string): Promise<void> {
+async function shutdown (signal: string, reason?: string): Promise<void> {
   if (stopping) return
   stopping = true
-  readiness.stopping()
-  app.log.info({ signal }, 'stopping: finishing in-flight requests')
+  readiness.stopping(reason)
+  watcher.stop()
+  const swapStopped = swapper.close()
+  app.log.info({ signal, reason }, 'stopping: finishing in-flight requests')
   // A request that outlives the grace period must not keep the process from exiting.
   const force = setTimeout(() => {
     app.log.error({ graceMs: config.shutdownGraceMs }, 'grace period over; exiting with requests still open')
@@ -55,12 +72,18 @@ async function shutdown (signal: string): Promise<void> {
   }, config.shutdownGraceMs)
   force.unref()
   await app.close()
+  await swapStopped
   app.log.info('stopped')
   process.exit(0)
 }
 
 process.once('SIGTERM', () => { void shutdown('SIGTERM') })
 process.once('SIGINT', () => { void shutdown('SIGINT') })
+// SIGHUP: check the model source now (after a promotion, without waiting for MODEL_POLL_S).
+process.on('SIGHUP', () => {
+  app.log.info({ signal: 'SIGHUP' }, 'checking the model source for a new version')
+  void watcher.trigger()
+})
 
 // S3 failures (credentials, permissions, a push in progress, throttling) can heal, so boot is
 // retried with backoff while /health says why; the process never exits into a crash loop.

@@ -44,7 +44,10 @@ export interface InferencePool {
   readonly workers: number
   infer: (data: Float32Array, dims: number[], signal?: AbortSignal) => Promise<InferenceOutput>
   describe: () => Promise<ModelIO>
-  /** Runs one inference on every worker, so each has its session loaded and its kernels warm. */
+  /**
+   * Runs one inference on every worker, so each has its session loaded and its kernels warm;
+   * rejects when an output is not finite.
+   */
   warmUp: (dims: number[]) => Promise<void>
   stats: () => PoolStats
   /** Kills the worker that takes it; only a pool created with `testHooks` obeys. */
@@ -122,7 +125,11 @@ export function createPool (options: PoolOptions): InferencePool {
       for (let round = 0; round < 10 && seen.size < workers; round++) {
         const results = await Promise.all(Array.from({ length: workers }, async () =>
           await this.infer(new Float32Array(size), dims)))
-        for (const r of results) seen.add(r.threadId)
+        for (const r of results) {
+          // A model that answers a plain input with NaN/Inf would answer every photo so.
+          if (!r.data.every(Number.isFinite)) throw new Error('the model\'s warm-up inference produced NaN or Infinity: it cannot be served')
+          seen.add(r.threadId)
+        }
       }
     },
     stats () {

@@ -260,10 +260,14 @@ export async function touchEntry (dir: string): Promise<void> {
   await utimes(join(dir, MARKER_FILE), now, now)
 }
 
-/** Keeps the `keep` most recently used versions in the whole cache, never the one in use. */
-export async function pruneEntries (modelDir: string, keep: number, inUse: string): Promise<string[]> {
-  const entries = (await listEntries(join(modelDir, CACHE_SUBDIR))).filter((e) => e.dir !== inUse)
-  const removed = entries.slice(Math.max(0, keep - 1)).map((e) => e.dir)
+/**
+ * Keeps the `keep` most recently used versions in the whole cache, never one in use (during a
+ * swap both the serving version and the new one are).
+ */
+export async function pruneEntries (modelDir: string, keep: number, inUse: string | readonly string[]): Promise<string[]> {
+  const used = [...new Set(typeof inUse === 'string' ? [inUse] : inUse)]
+  const entries = (await listEntries(join(modelDir, CACHE_SUBDIR))).filter((e) => !used.includes(e.dir))
+  const removed = entries.slice(Math.max(0, keep - used.length)).map((e) => e.dir)
   for (const dir of removed) await rm(dir, { recursive: true, force: true })
   return removed
 }

@@ -240,7 +240,7 @@ export function s3Store (o: S3StoreOptions): S3Store {
     }
   }
 
-  async function prune (inUse: string): Promise<void> {
+  async function prune (inUse: readonly string[]): Promise<void> {
     const removed = await pruneEntries(o.modelDir, o.tuning.cacheKeep, inUse)
     if (removed.length > 0) log.info({ removed, keep: o.tuning.cacheKeep }, 'removed older cached models')
   }
@@ -257,12 +257,17 @@ export function s3Store (o: S3StoreOptions): S3Store {
         throw explainS3Error(err, where)
       }
     },
-    async resolve (onProgress = () => {}, onConverting) {
+    async resolve (onProgress = () => {}, onConverting, options = {}) {
+      const { replacing } = options
+      const fail = async (err: unknown) => {
+        if (replacing !== undefined) throw explainS3Error(err, where)
+        return await fromCache(explainS3Error(err, where))
+      }
       let remote: RemoteBundle
       try {
         remote = await headBundle()
       } catch (err) {
-        return await fromCache(explainS3Error(err, where))
+        return await fail(err)
       }
       const version = versionOf(remote)
       const dir = join(keyFolder, version)
@@ -279,7 +284,7 @@ export function s3Store (o: S3StoreOptions): S3Store {
         try {
           entry = await fetchBundle(remote, version, onProgress)
         } catch (err) {
-          return await fromCache(explainS3Error(err, where))
+          return await fail(err)
         }
         source = 's3'
       }
@@ -287,9 +292,9 @@ export function s3Store (o: S3StoreOptions): S3Store {
       try {
         bundle = await serve(entry.dir, entry.marker, entry.spec, onConverting)
       } catch (err) {
-        return await fromCache(explainS3Error(err, where))
+        return await fail(err)
       }
-      await prune(bundle.dir)
+      await prune(replacing === undefined ? [bundle.dir] : [bundle.dir, replacing.keep])
       return { ...bundle, source }
     }
   }

@@ -32,7 +32,16 @@ export interface DownloadProgress {
  * TF.js model to ONNX (cached). Each implementation returns only bundles whose pinned hashes match.
  */
 export interface ModelStore {
-  resolve: (onProgress?: (progress: DownloadProgress) => void, onConverting?: OnConverting) => Promise<ResolvedBundle>
+  resolve: (onProgress?: (progress: DownloadProgress) => void, onConverting?: OnConverting, options?: ResolveOptions) => Promise<ResolvedBundle>
+}
+
+export interface ResolveOptions {
+  /**
+   * A replacement for a serving model: a failure is thrown instead of answered with an older
+   * cached copy (the serving one is better), and `keep` (the serving bundle's folder) is never
+   * pruned.
+   */
+  replacing?: { keep: string }
 }
 
 // Conversions of local model files: MODEL_DIR/converted/<source sha256, 32 hex>/ (README "Keras models").

@@ -58,22 +58,25 @@ const analyzeRoutes: FastifyPluginAsyncTypebox<AnalyzeOptions> = async (app, { r
       reply.raw.once('close', release)
     }
   }, async (request, reply) => {
-    // onRequest checked it, and an engine once ready is never taken away.
-    const engine = readiness.engine!
     const bytes = await readImagePart(request, uploadStallMs)
+    // Taken once the upload is in, so a slow upload never holds a replaced model's pool open;
+    // one engine answers the whole analysis (its version is the one in the response).
+    // onRequest checked readiness, and an engine once ready is only ever replaced, never removed.
+    const lease = readiness.lease()!
     // A client that goes away stops waiting for a worker, which frees its queue slot.
     // (The listener is removed before the reply is sent, so a normal close never aborts.)
     const gone = new AbortController()
     const onClose = () => gone.abort()
     reply.raw.once('close', onClose)
     try {
-      const analysis = await analyzeImage(bytes, engine, limits, gone.signal)
+      const analysis = await analyzeImage(bytes, lease.engine, limits, gone.signal)
       metrics.preprocess.observe(analysis.timingsMs.preprocess / 1000)
       metrics.queueWait.observe(analysis.timingsMs.queue / 1000)
       metrics.inference.observe(analysis.timingsMs.inference / 1000)
       return { requestId: request.id, ...analysis }
     } finally {
       reply.raw.off('close', onClose)
+      lease.release()
     }
   })
 }

@@ -52,7 +52,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness }> = async 
     reply.header('cache-control', 'no-store')
     return {
       status: 'ok' as const,
-      model: { name: spec.name, version: spec.version, format: spec.format, source, demo: spec.demo, sourceError, warnings: [...spec.warnings], labels: [...spec.labels] },
+      model: { name: spec.name, version: spec.version, format: spec.format, source, demo: spec.demo, sourceError, warnings: [...spec.warnings], labels: [...spec.labels], pending: readiness.pending },
       workers: engine.pool.workers,
       workerRestarts: engine.pool.stats().restarts,
       uptimeS: Math.round((Date.now() - readiness.startedAt) / 100) / 10,

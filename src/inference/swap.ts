@@ -1,0 +1,166 @@
+// Live model replacement: a new version is prepared beside the serving one and switched in for
+// new requests in one step; the old pool closes once the requests that took it are done.
+import type { SwapMode } from '../config.js'
+import type { Readiness } from '../readiness.js'
+import type { ResolvedBundle } from '../models/store.js'
+import type { Candidate, SourceVersion, WatchedSource } from '../models/versions.js'
+import type { Engine } from './engine.js'
+import type { InferencePool } from './pool.js'
+
+export interface SwapLog {
+  info: (obj: object, msg: string) => void
+  warn: (obj: object, msg: string) => void
+  error: (obj: object, msg: string) => void
+}
+
+export interface SwapperOptions {
+  mode: SwapMode
+  readiness: Readiness
+  source: WatchedSource
+  /** Starts and warms a pool on a bundle (startEngine); `onPool` hands the pool out first. */
+  start: (bundle: ResolvedBundle, onPool: (pool: InferencePool) => void) => Promise<Engine>
+  /** MODEL_SWAP=restart, once a new version is in the cache: drain and exit for the supervisor. */
+  restart: (reason: string) => void
+  log: SwapLog
+  now?: () => number
+}
+
+const versionOf = (engine: Engine) => engine.model.spec.version
+const round = (ms: number) => Math.round(ms)
+
+/**
+ * One swap at a time: a check that arrives during a swap makes that swap check again when it
+ * ends, so a version pushed meanwhile waits and then replaces the one just swapped in. A version
+ * that failed is not tried again until the source changes.
+ */
+export class ModelSwapper {
+  readonly #o: SwapperOptions
+  readonly #now: () => number
+  #serving: { identity: string, dir: string } | undefined
+  #refused: string | undefined
+  #running: Promise<void> | undefined
+  #again = false
+  #closed = false
+  // A pool being started: shutdown waits for it, since exiting while workers create their
+  // sessions can abort the process (DESIGN.md toolchain notes).
+  #warming: Promise<unknown> | undefined
+
+  constructor (options: SwapperOptions) {
+    this.#o = options
+    this.#now = options.now ?? (() => performance.now())
+  }
+
+  /** What boot loaded: the version later checks compare against. */
+  adopt (candidate: Candidate): void {
+    this.#serving = { identity: candidate.identity, dir: candidate.bundle.dir }
+  }
+
+  /** Checks the source once (and swaps); never rejects. Before boot finished there is nothing to replace. */
+  async check (): Promise<void> {
+    if (this.#closed || this.#serving === undefined) return
+    if (this.#running !== undefined) {
+      this.#again = true
+      return await this.#running
+    }
+    this.#running = this.#loop().finally(() => { this.#running = undefined })
+    await this.#running
+  }
+
+  /**
+   * Stops further swaps. Waits for a pool being started (the readiness closes it), not for a
+   * download in progress: that one is dropped (its staging folder is cleaned at the next boot).
+   */
+  async close (): Promise<void> {
+    this.#closed = true
+    await this.#warming
+  }
+
+  async #loop (): Promise<void> {
+    do {
+      this.#again = false
+      await this.#checkOnce()
+    } while (this.#again && !this.#closed)
+  }
+
+  async #checkOnce (): Promise<void> {
+    const { readiness, log } = this.#o
+    let found: SourceVersion
+    try {
+      found = await this.#o.source.probe()
+    } catch (err) {
+      log.warn({ reason: (err as Error).message }, 'model check failed; serving the current version')
+      return
+    }
+    const serving = this.#serving!
+    if (found.identity === serving.identity) {
+      // The source went back to what is served (e.g. a bad push was undone).
+      readiness.pending = undefined
+      this.#refused = undefined
+      return
+    }
+    if (found.identity === this.#refused) return
+    await this.#swap(found, serving)
+  }
+
+  async #swap (found: SourceVersion, serving: { identity: string, dir: string }): Promise<void> {
+    const { readiness, log, mode } = this.#o
+    const t0 = this.#now()
+    let convertAt: number | undefined
+    let resolvedAt: number | undefined
+    let warmedAt: number | undefined
+    let version = found.version
+    readiness.pending = { version }
+    const from = readiness.engine === undefined ? undefined : versionOf(readiness.engine)
+    const durations = () => {
+      const end = this.#now()
+      return {
+        downloadMs: round((convertAt ?? resolvedAt ?? end) - t0),
+        convertMs: convertAt === undefined ? 0 : round((resolvedAt ?? end) - convertAt),
+        warmMs: resolvedAt === undefined ? 0 : round((warmedAt ?? end) - resolvedAt)
+      }
+    }
+    try {
+      const candidate = await this.#o.source.resolve(undefined, () => { convertAt ??= this.#now() }, { replacing: { keep: serving.dir } })
+      resolvedAt = this.#now()
+      version = candidate.bundle.spec?.version ?? version
+      if (this.#closed) return
+      if (mode === 'restart') {
+        readiness.swaps.restart++
+        readiness.pending = { version }
+        log.info({ from, to: version, ...durations() }, 'new model version cached; restarting to load it (MODEL_SWAP=restart)')
+        this.#closed = true
+        this.#o.restart(`restarting to load model version ${version} (MODEL_SWAP=restart)`)
+        return
+      }
+      const starting = this.#o.start(candidate.bundle, (pool) => readiness.trackPool(pool))
+      this.#warming = starting.catch(() => {})
+      const engine = await starting
+      warmedAt = this.#now()
+      const old = readiness.replace(engine)
+      if (old === undefined) {
+        // Stopping: the readiness closes every pool it tracks, this one included.
+        return
+      }
+      this.#serving = { identity: candidate.identity, dir: candidate.bundle.dir }
+      this.#refused = undefined
+      readiness.pending = undefined
+      readiness.swaps.ok++
+      version = versionOf(engine)
+      const drainStart = this.#now()
+      const running = readiness.leased(old)
+      await readiness.drained(old)
+      await old.pool.close().then(() => readiness.untrackPool(old.pool), (err: unknown) => {
+        // Its workers finish their inferences and the pool then closes itself (pool.ts).
+        log.warn({ reason: (err as Error).message }, 'the replaced model\'s pool is still closing')
+      })
+      log.info({ from, to: version, ...durations(), drainMs: round(this.#now() - drainStart), drainedRequests: running, totalMs: round(this.#now() - t0) }, 'model swapped')
+    } catch (err) {
+      if (this.#closed) return
+      const reason = (err as Error).message
+      this.#refused = found.identity
+      readiness.pending = { version, error: reason }
+      readiness.swaps.failed++
+      log.error({ from, to: version, reason, ...durations() }, 'new model version refused; serving the current version')
+    }
+  }
+}
