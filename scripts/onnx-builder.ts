@@ -38,6 +38,8 @@ export interface TinyClassifierOptions {
   layout: 'NCHW' | 'NHWC'
   outputName?: string
   inputName?: string
+  /** Tests only: divides the logits by zero, so every output is NaN or ±Infinity. */
+  poison?: boolean
 }
 
 /** Small, fast, well-known 32-bit PRNG; returns floats in [0, 1). */
@@ -367,7 +369,14 @@ export function buildTinyClassifier (opts: TinyClassifierOptions): Uint8Array {
     x = g.add(node('Transpose', [x], ['to_nchw'], { perm: [0, 3, 1, 2] }))
   }
   x = relu(g, conv(g, x, { name: 'conv', cin: 3, cout: 8, kernel: 3, stride: 2, pairing: 'mirror-out' }))
-  classifierHead(g, x, 8, opts.classes, TINY_FC_GAIN, outputName)
+  if (opts.poison === true) {
+    const logits = 'unpoisoned_logits'
+    classifierHead(g, x, 8, opts.classes, TINY_FC_GAIN, logits)
+    const zero = g.add(node('Sub', [logits, logits], ['zero']))
+    g.add(node('Div', [logits, zero], [outputName]))
+  } else {
+    classifierHead(g, x, 8, opts.classes, TINY_FC_GAIN, outputName)
+  }
 
   const inputDims: Dim[] = opts.layout === 'NHWC'
     ? ['N', opts.size, opts.size, 3]

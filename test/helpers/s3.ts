@@ -1,7 +1,7 @@
 // A real S3-protocol server (fauxqs, in memory) on an ephemeral loopback port, and a client for it.
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import { buildApp } from 'fauxqs'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -157,4 +157,14 @@ export async function scratchDir (t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'shine-s3-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))
   return dir
+}
+
+/**
+ * Writes one bundle version at a fixed folder (as a promotion does: the model, then the
+ * manifest), so the serving key changes in place. The manifest pins the model's sha256.
+ */
+export async function putLive (s3: FakeS3, bucket: string, folder: string, version: string, model: Uint8Array, manifest: Record<string, unknown> = {}): Promise<void> {
+  const sha256 = createHash('sha256').update(model).digest('hex')
+  await s3.put(bucket, `${folder}/model.onnx`, model)
+  await s3.put(bucket, `${folder}/manifest.json`, JSON.stringify({ ...TINY_MANIFEST, version, sha256: { 'model.onnx': sha256 }, ...manifest }))
 }
