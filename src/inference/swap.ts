@@ -110,13 +110,16 @@ export class ModelSwapper {
     let warmedAt: number | undefined
     let version = found.version
     readiness.pending = { version }
-    const from = readiness.engine === undefined ? undefined : versionOf(readiness.engine)
+    // adopt() comes after ready(), and an engine once ready is only ever replaced.
+    const from = versionOf(readiness.engine!)
     const durations = () => {
+      // A phase that did not happen (or had not started when it failed) counts 0.
       const end = this.#now()
+      const resolved = resolvedAt ?? end
       return {
-        downloadMs: round((convertAt ?? resolvedAt ?? end) - t0),
-        convertMs: convertAt === undefined ? 0 : round((resolvedAt ?? end) - convertAt),
-        warmMs: resolvedAt === undefined ? 0 : round((warmedAt ?? end) - resolvedAt)
+        downloadMs: round((convertAt ?? resolved) - t0),
+        convertMs: round(resolved - (convertAt ?? resolved)),
+        warmMs: round((warmedAt ?? end) - resolved)
       }
     }
     try {

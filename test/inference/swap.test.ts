@@ -114,7 +114,9 @@ function scripted (bundle: ResolvedBundle) {
     found: { identity: 'one', version: '1' } as SourceVersion | Error,
     resolveGate: undefined as Promise<void> | undefined,
     resolved: 0,
-    converting: false
+    converting: false,
+    fail: undefined as Error | undefined,
+    noManifest: false
   }
   const source: WatchedSource = {
     async probe () {
@@ -126,7 +128,8 @@ function scripted (bundle: ResolvedBundle) {
       const found = state.found as SourceVersion
       if (state.converting) onConverting?.('keras-h5')
       await state.resolveGate
-      return { bundle, identity: found.identity } satisfies Candidate
+      if (state.fail !== undefined) throw state.fail
+      return { bundle: state.noManifest ? { ...bundle, spec: undefined } : bundle, identity: found.identity } satisfies Candidate
     }
   }
   return { state, source }
@@ -249,4 +252,22 @@ t.test('an old pool that does not close in time is logged; it closes itself when
   t.equal(readiness.swaps.ok, 1)
   // Still tracked: the shutdown closes it again (and now it closes).
   late = false
+})
+
+t.test('a conversion that fails is refused with its time measured; a bundle without a manifest is named by its model', async (t) => {
+  const { bundle, readiness, state, swapper, lines } = await scriptedSetup(t)
+  swapper.adopt({ bundle, identity: 'one' })
+  state.found = { identity: 'two', version: 'etag-two' }
+  state.converting = true
+  state.fail = new Error('Unconvertible: s3://models/k: Lambda layers are not supported')
+  await swapper.check()
+  t.same(readiness.pending, { version: 'etag-two', error: 'Unconvertible: s3://models/k: Lambda layers are not supported' }, 'named by what the probe saw: nothing was downloaded')
+  t.match(lines.at(-1)?.obj, { downloadMs: Number, convertMs: Number, warmMs: 0 })
+
+  state.found = { identity: 'three', version: 'etag-three' }
+  state.fail = undefined
+  state.noManifest = true
+  await swapper.check()
+  t.equal(readiness.pending, undefined)
+  t.equal(readiness.engine?.model.spec.version, 'unversioned', 'what a manifest-less model reports')
 })
