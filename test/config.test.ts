@@ -93,3 +93,21 @@ t.test('model store settings: defaults, units and messages naming the variable',
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
   }
 })
+
+t.test('model watch and swap: defaults, units and messages naming the variable', async (t) => {
+  const d = loadConfig({})
+  t.equal(d.modelPollMs, 60_000)
+  t.equal(d.modelSwap, 'live')
+  const c = loadConfig({ MODEL_POLL_S: '0.5', MODEL_SWAP: 'restart' })
+  t.equal(c.modelPollMs, 500)
+  t.equal(c.modelSwap, 'restart')
+  t.equal(loadConfig({ MODEL_POLL_S: '0' }).modelPollMs, 0, '0 turns polling off')
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ MODEL_POLL_S: '-1' }, /MODEL_POLL_S must be >= 0/],
+    [{ MODEL_POLL_S: 'often' }, /MODEL_POLL_S must be number/],
+    [{ MODEL_SWAP: 'hot' }, /MODEL_SWAP must be equal to one of the allowed values/]
+  ]
+  for (const [env, message] of cases) {
+    t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
+  }
+})

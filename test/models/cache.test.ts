@@ -153,6 +153,14 @@ t.test('listEntries sweeps abandoned downloads and uncommitted folders; prune ke
   t.same(await pruneEntries(modelDir, 1, join(key, 'v2')), [])
 })
 
+t.test('during a swap both versions in use are kept, whatever MODEL_CACHE_KEEP says', async (t) => {
+  const modelDir = t.testdir()
+  const key = join(modelDir, CACHE_SUBDIR, 'b', 'k')
+  for (const v of ['v1', 'v2', 'v3']) await writeEntry(join(key, v), { 'model.onnx': v })
+  t.same(await pruneEntries(modelDir, 1, [join(key, 'v1'), join(key, 'v3'), join(key, 'v3')]), [join(key, 'v2')])
+  t.same((await listEntries(join(modelDir, CACHE_SUBDIR))).map((e) => e.dir).sort(), [join(key, 'v1'), join(key, 'v3')])
+})
+
 t.test('a staging folder whose files vanish while it is inspected counts as untouched', async (t) => {
   const root = join(t.testdir(), CACHE_SUBDIR)
   const key = join(root, 'b', 'k')

@@ -12,7 +12,7 @@ import { StoreCounters } from '../../src/models/counters.js'
 import { s3Store, type StoreLog } from '../../src/models/s3-store.js'
 import type { DownloadProgress } from '../../src/models/store.js'
 import { faultProxy } from '../helpers/fault-proxy.js'
-import { TEST_CREDENTIALS, cacheProblems, cachedVersions, fakeOnnx, fakeS3, publish, scratchDir } from '../helpers/s3.js'
+import { TEST_CREDENTIALS, cacheProblems, cachedVersions, fakeOnnx, fakeS3, publish, putLive, scratchDir } from '../helpers/s3.js'
 
 const BUCKET = 'models'
 const TUNING: ModelStoreConfig = {
@@ -440,4 +440,26 @@ t.test('another process committing the same version first: its copy is used if i
   t.teardown(() => second.client.destroy())
   await t.rejects(second.resolve(), { message: /^CacheConflict: s3:\/\/models\/skin\/v1\/model\.onnx: another process wrote .* and it does not verify$/ })
   t.same(await cacheProblems(dir2), [])
+})
+
+t.test('replacing a serving version: failures are thrown (no cached fallback) and the serving folder is never pruned', async (t) => {
+  const { s3, modelDir } = await setup(t)
+  await putLive(s3, BUCKET, 'live', 'v1', fakeOnnx(2048))
+  const { store } = storeFor(t, s3.endpoint, modelDir, 'live/model.onnx', { cacheKeep: 1 })
+  const serving = await store.resolve()
+  const replacing = { replacing: { keep: serving.dir } }
+
+  await putLive(s3, BUCKET, 'live', 'v2', fakeOnnx(2048), { sha256: { 'model.onnx': 'a'.repeat(64) } })
+  await t.rejects(store.resolve(undefined, undefined, replacing), { name: 'StoreError', message: /sha256/ }, 'a bad download is an error, not the cached v1')
+  await putLive(s3, BUCKET, 'live', 'v3', fakeOnnx(2048), { format: 'keras-h5' })
+  await t.rejects(store.resolve(undefined, undefined, replacing), { name: 'StoreError' }, 'a version that cannot be served is an error too')
+  const port = await closedPort()
+  await t.rejects(storeFor(t, `http://127.0.0.1:${port}`, modelDir, 'live/model.onnx').store.resolve(undefined, undefined, replacing), { message: /^EndpointUnreachable/ })
+
+  await putLive(s3, BUCKET, 'live', 'v4', fakeOnnx(2048))
+  const next = await store.resolve(undefined, undefined, replacing)
+  t.equal(next.spec?.version, 'v4')
+  const kept = await cachedVersions(modelDir)
+  t.ok(kept.some((v) => serving.dir.endsWith(v)) && kept.some((v) => next.dir.endsWith(v)), `MODEL_CACHE_KEEP=1 keeps both while swapping (${kept.join(', ')})`)
+  t.same(await cacheProblems(modelDir), [])
 })

@@ -59,3 +59,15 @@ t.test('before the model is ready', async (t) => {
   t.equal(sample(text, 'shine_rejections_total', { reason: 'not_ready' }), 1)
   t.notMatch(text, /shine_model_info\{/)
 })
+
+t.test('shine_model_swaps_total counts each result the swapper recorded', async (t) => {
+  const { app, readiness } = await testApp(t)
+  let text = (await app.inject('/metrics')).body
+  t.equal(sample(text, 'shine_model_swaps_total', { result: 'ok' }), 0)
+  readiness.swaps.ok += 2
+  readiness.swaps.failed += 1
+  text = (await app.inject('/metrics')).body
+  t.equal(sample(text, 'shine_model_swaps_total', { result: 'ok' }), 2)
+  t.equal(sample(text, 'shine_model_swaps_total', { result: 'failed' }), 1)
+  t.equal(sample(text, 'shine_model_swaps_total', { result: 'restart' }), 0)
+})
