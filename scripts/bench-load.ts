@@ -142,6 +142,8 @@ export interface Shot {
   image: number
   /** When it started, performance.now(). */
   startedAt: number
+  /** The response body, only for targets with `readBody`. */
+  body?: string
 }
 
 export interface Target {
@@ -149,6 +151,8 @@ export interface Target {
   body: Buffer
   contentType: string
   image: number
+  /** Keep the response body (bench-swap reads which model version answered). */
+  readBody?: boolean
 }
 
 export function targetsFor (url: string, images: BenchImage[]): Target[] {
@@ -183,12 +187,13 @@ export class LoadClient {
       let connectMs = Number.NaN
       let uploadedMs = Number.NaN
       let status = 0
+      let body: string | undefined
       let done = false
       const finish = (error?: string) => {
         if (done) return
         done = true
         this.inFlight--
-        resolve({ status, headersMs, totalMs: performance.now() - startedAt, connectMs, uploadedMs, error, image: target.image, startedAt })
+        resolve({ status, headersMs, totalMs: performance.now() - startedAt, connectMs, uploadedMs, error, image: target.image, startedAt, body })
       }
       const req = request(target.url, {
         method: 'POST',
@@ -197,7 +202,12 @@ export class LoadClient {
       }, (res) => {
         headersMs = performance.now() - startedAt
         status = res.statusCode ?? 0
-        res.resume()
+        if (target.readBody === true) {
+          body = ''
+          res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk })
+        } else {
+          res.resume()
+        }
         res.once('end', () => finish())
         res.once('error', () => finish())
         res.once('close', () => finish())
