@@ -54,7 +54,7 @@ const pushVersion = async (version: string) => {
 await pushVersion('bench-0')
 const modelDir = await mkdtemp(join(os.tmpdir(), 'shine-bench-swap-'))
 const server = await startServer(BENCH_ROOT, BENCH_SERVER_ENTRY, {
-  ...s3Env(s3.endpoint), S3_BUCKET: BUCKET, S3_MODEL_KEY: KEY, MODEL_DIR: modelDir, MODEL_POLL_S: '0', WORKERS: String(workers), RATE_LIMIT_MAX: '0'
+  ...s3Env(s3.endpoint), S3_BUCKET: BUCKET, S3_MODEL_KEY: KEY, MODEL_DIR: modelDir, MODEL_POLL_S: '0', MODEL_SWAP: 'live', WORKERS: String(workers), RATE_LIMIT_MAX: '0'
 })
 console.log(`model: ${flags.model} (${mib(model.length)} MiB), ${workers} workers; server pid ${server.pid}, RSS ${mib(rssBytes(server.pid))} MiB`)
 

@@ -38,7 +38,8 @@ function envSchemaFor (cores: number) {
     // Seconds between checks for a new model version (jittered ±20 %); 0 = only on SIGHUP.
     MODEL_POLL_S: Type.Number({ minimum: 0, maximum: 86400, default: 60 }),
     // live: warm the new version beside the old one and switch; restart: drain and exit 0.
-    MODEL_SWAP: Type.Enum(SWAP_MODES, { default: 'live' }),
+    // restart by default: with glibc's malloc, RSS grew ~4 MiB per live swap (README "Swap benchmark").
+    MODEL_SWAP: Type.Enum(SWAP_MODES, { default: 'restart' }),
     WORKERS: Type.Integer({ minimum: 1, maximum: 256, default: cores }),
     // ONNX Runtime threads per worker; WORKERS × this should not exceed the cores (README).
     INTRA_OP_THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),

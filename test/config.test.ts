@@ -97,10 +97,10 @@ t.test('model store settings: defaults, units and messages naming the variable',
 t.test('model watch and swap: defaults, units and messages naming the variable', async (t) => {
   const d = loadConfig({})
   t.equal(d.modelPollMs, 60_000)
-  t.equal(d.modelSwap, 'live')
-  const c = loadConfig({ MODEL_POLL_S: '0.5', MODEL_SWAP: 'restart' })
+  t.equal(d.modelSwap, 'restart', 'restart by default: RSS grows per live swap (README)')
+  const c = loadConfig({ MODEL_POLL_S: '0.5', MODEL_SWAP: 'live' })
   t.equal(c.modelPollMs, 500)
-  t.equal(c.modelSwap, 'restart')
+  t.equal(c.modelSwap, 'live')
   t.equal(loadConfig({ MODEL_POLL_S: '0' }).modelPollMs, 0, '0 turns polling off')
   const cases: Array<[Record<string, string>, RegExp]> = [
     [{ MODEL_POLL_S: '-1' }, /MODEL_POLL_S must be >= 0/],

@@ -65,7 +65,7 @@ t.test('a push under steady upload traffic: every answer 200 from one version, t
   await s3.createBucket('models')
   await putLive(s3, 'models', 'skin/live', 'v1', tiny(1))
   // Polling off: the SIGHUP is what makes this server look.
-  const server = await spawnServer(t, { ...s3Env(s3.endpoint), S3_BUCKET: 'models', S3_MODEL_KEY: 'skin/live/model.onnx', MODEL_DIR: await scratchDir(t), MODEL_POLL_S: '0' })
+  const server = await spawnServer(t, { ...s3Env(s3.endpoint), S3_BUCKET: 'models', S3_MODEL_KEY: 'skin/live/model.onnx', MODEL_DIR: await scratchDir(t), MODEL_POLL_S: '0', MODEL_SWAP: 'live' })
   await waitReady(server.url)
   const photo = await jpeg({ width: 320, height: 240, seed: 5 })
   const load = traffic(server.url, photo)
@@ -109,7 +109,7 @@ t.test('a corrupt push is refused once, the old version keeps answering, the nex
   const s3 = await fakeS3(t)
   await s3.createBucket('models')
   await putLive(s3, 'models', 'skin/live', 'v1', tiny(1))
-  const server = await spawnServer(t, { ...s3Env(s3.endpoint), S3_BUCKET: 'models', S3_MODEL_KEY: 'skin/live/model.onnx', MODEL_DIR: await scratchDir(t), MODEL_POLL_S: '0.2' })
+  const server = await spawnServer(t, { ...s3Env(s3.endpoint), S3_BUCKET: 'models', S3_MODEL_KEY: 'skin/live/model.onnx', MODEL_DIR: await scratchDir(t), MODEL_POLL_S: '0.2', MODEL_SWAP: 'live' })
   await waitReady(server.url)
   const photo = await jpeg({ width: 320, height: 240, seed: 5 })
 
@@ -138,7 +138,7 @@ t.test('labels that do not match the output, and a warm-up producing NaN, are re
   const s3 = await fakeS3(t)
   await s3.createBucket('models')
   await putLive(s3, 'models', 'skin/live', 'v1', tiny(1))
-  const server = await spawnServer(t, { ...s3Env(s3.endpoint), S3_BUCKET: 'models', S3_MODEL_KEY: 'skin/live/model.onnx', MODEL_DIR: await scratchDir(t), MODEL_POLL_S: '0' })
+  const server = await spawnServer(t, { ...s3Env(s3.endpoint), S3_BUCKET: 'models', S3_MODEL_KEY: 'skin/live/model.onnx', MODEL_DIR: await scratchDir(t), MODEL_POLL_S: '0', MODEL_SWAP: 'live' })
   await waitReady(server.url)
 
   await putLive(s3, 'models', 'skin/live', 'v2', tiny(2), { labels: SKIN_LABELS.slice(0, 5) })
@@ -178,7 +178,7 @@ t.test('MODEL_SWAP=restart: the new version is cached, the process drains and ex
 t.test('a local MODEL_PATH whose bundle is rewritten is swapped on the poll timer', async (t) => {
   const dir = t.testdir()
   const bundle = await writeTinyBundle(join(dir, 'model'), { seed: 1, version: 'local-1' })
-  const server = await spawnServer(t, { MODEL_PATH: bundle.dir, MODEL_DIR: join(dir, 'cache'), MODEL_POLL_S: '0.2' })
+  const server = await spawnServer(t, { MODEL_PATH: bundle.dir, MODEL_DIR: join(dir, 'cache'), MODEL_POLL_S: '0.2', MODEL_SWAP: 'live' })
   await waitReady(server.url)
   await writeTinyBundle(bundle.dir, { seed: 2, version: 'local-2' })
   await until('local-2 served', async () => (await health(server.url)).model.version === 'local-2')

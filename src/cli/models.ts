@@ -12,7 +12,8 @@ const EXIT = { ok: 0, failed: 1, usage: 2, refused: 3 } as const
 // Exit code by error name; anything else is a failure (1). The S3 modules load lazily, so
 // --help and usage errors answer without loading the AWS SDK.
 const EXIT_BY_ERROR: Record<string, number> = {
-  UsageError: EXIT.usage, ConfigError: EXIT.usage, PublishInputError: EXIT.usage, ManifestError: EXIT.usage, ConvertError: EXIT.usage, VersionExistsError: EXIT.refused
+  UsageError: EXIT.usage, ConfigError: EXIT.usage, PublishInputError: EXIT.usage, ManifestError: EXIT.usage, ConvertError: EXIT.usage, VersionExistsError: EXIT.refused,
+  PromoteRefusedError: EXIT.refused
 }
 
 class UsageError extends Error {
@@ -37,6 +38,9 @@ Commands:
   list               list the model versions under a prefix
   verify             re-hash the cached copies against their manifests and against S3
   convert <model>    convert a Keras .h5/.keras or TF.js model.json to an ONNX bundle
+  promote            copy a pushed version over the serving key (servers pick it up)
+  rollback           promote the version that was served before the current one
+  status             the version the serving key serves now, and its promotions
 
 Run shine-models <command> --help for its options.`,
   push: `usage: shine-models push <model-file> --bucket NAME --prefix PATH [options]
@@ -77,6 +81,32 @@ from the model; pixels RGB 0..1). Prints layers by type, parameters, shapes and 
   --out DIR          bundle folder (default: ./<model name>-onnx)
   --check            also run the converted graph on seeded inputs
 Exit codes: 0 ok, 1 failed, 2 usage or a file that cannot be converted (the reason on one line).`,
+  promote: `usage: shine-models promote --version V [--key KEY] [--prefix PATH] [options]
+
+Makes a pushed version (<prefix>/<version>/) the one behind the serving key: every file its
+manifest pins is re-hashed in S3 first (a version that does not verify is refused, exit 3),
+then copied over the serving folder, the model before the manifest. Running servers pick it up
+within MODEL_POLL_S (at once on SIGHUP). The serving folder records the promotion in
+promotions.json, for rollback.
+  --version V        the version to serve (required)
+  --key KEY          the serving model key (default: S3_MODEL_KEY), e.g. skin/hare/live/model.onnx
+  --prefix PATH      where versions are pushed (default: the folder above the serving folder)
+
+${COMMON}`,
+  rollback: `usage: shine-models rollback [--key KEY] [--prefix PATH] [options]
+
+Promotes the version promoted before the current one (verified like promote) and drops the
+current one from promotions.json. Refused (exit 3) when there is nothing to roll back to.
+  --key KEY          the serving model key (default: S3_MODEL_KEY)
+  --prefix PATH      where versions are pushed (default: the folder above the serving folder)
+
+${COMMON}`,
+  status: `usage: shine-models status [--key KEY] [options]
+
+Prints the version the serving key holds now (its manifest) and its promotions, newest last.
+  --key KEY          the serving model key (default: S3_MODEL_KEY)
+
+${COMMON}`,
   verify: `usage: shine-models verify [--bucket NAME] [--key KEY] [--model-dir DIR] [options]
 
 Re-hashes every cached version of the key against its manifest, and the current one against
@@ -271,7 +301,54 @@ async function verify (flags: Flags): Promise<number> {
   }
 }
 
-const COMMANDS: Record<string, (flags: Flags, args: string[]) => Promise<number>> = { push, pull, list, verify, convert }
+/** The serving key and an S3 client for promote, rollback and status; the client is closed after `run`. */
+async function withServingKey<T> (flags: Flags, run: (t: import('../models/promote.js').PromoteTarget, where: string) => Promise<T>): Promise<T> {
+  const config = configFor(flags, true)
+  const { createS3Client, explainS3Error } = await import('../models/s3.js')
+  const client = createS3Client({ ...config.s3, ...config.modelStore })
+  const where = `s3://${config.s3.bucket}/${config.s3.modelKey}`
+  try {
+    return await run({ client, bucket: config.s3.bucket, servingKey: config.s3.modelKey, prefix: flags.prefix }, where)
+  } catch (e) {
+    const name = (e as Error).name
+    if (name === 'PromoteRefusedError' || name === 'ManifestError') throw e
+    throw explainS3Error(e, where)
+  } finally {
+    client.destroy()
+  }
+}
+
+async function promote (flags: Flags): Promise<number> {
+  if (flags.version === undefined) throw new UsageError('--version is required')
+  const version = flags.version
+  const { promote: promoteVersion } = await import('../models/promote.js')
+  return await withServingKey(flags, async (target, where) => {
+    const { spec, history } = await promoteVersion(target, version)
+    out(`promoted ${spec.name} ${spec.version} to ${where} (verified; ${history.length} promotion(s) recorded); servers pick it up within MODEL_POLL_S`)
+    return EXIT.ok
+  })
+}
+
+async function rollback (flags: Flags): Promise<number> {
+  const { rollback: rollbackVersion } = await import('../models/promote.js')
+  return await withServingKey(flags, async (target, where) => {
+    const { spec, from } = await rollbackVersion(target)
+    out(`rolled back ${where} from ${from} to ${spec.version}; servers pick it up within MODEL_POLL_S`)
+    return EXIT.ok
+  })
+}
+
+async function status (flags: Flags): Promise<number> {
+  const { servingStatus } = await import('../models/promote.js')
+  return await withServingKey(flags, async (target, where) => {
+    const s = await servingStatus(target)
+    out(`${where}\t${s.version ?? `? (${s.problem ?? 'unreadable'})`}`)
+    for (const p of s.history) out(`  promoted ${p.version} from ${p.from} at ${p.at}`)
+    return s.version === undefined ? EXIT.failed : EXIT.ok
+  })
+}
+
+const COMMANDS: Record<string, (flags: Flags, args: string[]) => Promise<number>> = { push, pull, list, verify, convert, promote, rollback, status }
 
 async function main (argv: string[]): Promise<number> {
   let parsed
@@ -287,7 +364,7 @@ async function main (argv: string[]): Promise<number> {
       out(HELP.main!)
       return EXIT.ok
     }
-    err(command === undefined ? HELP.main! : `shine-models: unknown command "${command}" (push, pull, list, verify, convert)`)
+    err(command === undefined ? HELP.main! : `shine-models: unknown command "${command}" (push, pull, list, verify, convert, promote, rollback, status)`)
     return EXIT.usage
   }
   if (parsed.values.help === true) {

@@ -32,7 +32,7 @@ t.test('help and usage errors', async (t) => {
   t.match(help, { code: 0, stdout: /usage: shine-models <command>[\s\S]*push[\s\S]*pull[\s\S]*list[\s\S]*verify/ })
   t.match(pushHelp, { code: 0, stdout: /^usage: shine-models push <model-file>[\s\S]*--dry-run[\s\S]*Exit codes: 0 ok, 1 failed, 2 usage/ })
   t.match(none, { code: 2, stderr: /^usage: shine-models/ })
-  t.match(unknown, { code: 2, stderr: 'shine-models: unknown command "deploy" (push, pull, list, verify, convert)\n' })
+  t.match(unknown, { code: 2, stderr: 'shine-models: unknown command "deploy" (push, pull, list, verify, convert, promote, rollback, status)\n' })
   t.match(badFlag, { code: 2, stderr: /^shine-models: Unknown option '--wat'.*\(see --help\)\n$/ })
   t.match(noBucket, { code: 2, stderr: 'shine-models list: --bucket is required (or set S3_BUCKET)\n' })
   t.match(noPrefix, { code: 2, stderr: 'shine-models push: --prefix is required\n' })
