@@ -3,11 +3,10 @@
 // person reads in /health.
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import type { S3Store } from './s3-store.js'
-import type { ModelStore, ResolvedBundle, ResolveOptions } from './store.js'
-import type { OnConverting } from './converted.js'
-import type { DownloadProgress } from './store.js'
 import { MANIFEST_FILE } from './bundle.js'
+import type { OnConverting } from './converted.js'
+import type { S3Store } from './s3-store.js'
+import type { DownloadProgress, ModelStore, ResolvedBundle, ResolveOptions } from './store.js'
 
 export interface SourceVersion {
   /** Changes whenever the source changes (S3: the cache folder name of ETags/VersionIds). */
@@ -32,14 +31,18 @@ export interface WatchedSource {
  * out: atomic writers (scripts/bundle-writer.ts) stage there before the rename.
  */
 export async function localIdentity (modelPath: string): Promise<string> {
-  const info = await stat(modelPath)
-  const dir = info.isDirectory() ? modelPath : dirname(modelPath)
+  const dir = await bundleDir(modelPath)
   const names = (await readdir(dir)).filter((n) => !n.startsWith('.')).sort()
   const parts = await Promise.all(names.map(async (n) => {
     const s = await stat(join(dir, n))
     return `${n}:${s.size}:${s.mtimeMs}`
   }))
   return parts.join('|')
+}
+
+// MODEL_PATH is a bundle folder or a model file in one (DESIGN.md).
+async function bundleDir (modelPath: string): Promise<string> {
+  return (await stat(modelPath)).isDirectory() ? modelPath : dirname(modelPath)
 }
 
 async function manifestVersion (dir: string): Promise<string | undefined> {
@@ -57,8 +60,7 @@ export function watchLocal (store: ModelStore, modelPath: string): WatchedSource
   return {
     async probe () {
       const identity = await localIdentity(modelPath)
-      const info = await stat(modelPath)
-      return { identity, version: await manifestVersion(info.isDirectory() ? modelPath : dirname(modelPath)) ?? identity }
+      return { identity, version: await manifestVersion(await bundleDir(modelPath)) ?? identity }
     },
     async resolve (onProgress, onConverting, options) {
       // Taken before reading, so a change made while this version loads is seen by the next check.
