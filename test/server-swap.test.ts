@@ -3,7 +3,7 @@
 // polling, MODEL_SWAP=restart, and a local MODEL_PATH that changes.
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { buildTinyClassifier } from '../scripts/onnx-builder.js'
 import { jpeg } from './fixtures/images.js'
 import { SKIN_LABELS, TINY_SIZE, writeTinyBundle } from './helpers/model.js'
@@ -60,18 +60,31 @@ function traffic (url: string, photo: Buffer, clients = 3) {
 const metric = async (server: SpawnedServer, result: string) =>
   Number(new RegExp(`^shine_model_swaps_total\\{result="${result}"\\} (\\d+)$`, 'm').exec(await (await fetch(`${server.url}/metrics`)).text())?.[1] ?? 0)
 
-t.test('a push under steady upload traffic: every answer 200 from one version, the new one only after the switch', async (t) => {
+/** fauxqs with v1 at skin/live/, and the built server on it (its env extended by `env`). */
+async function liveServer (t: Test, env: Record<string, string>) {
   const s3 = await fakeS3(t)
   await s3.createBucket('models')
   await putLive(s3, 'models', 'skin/live', 'v1', tiny(1))
-  // Polling off: the SIGHUP is what makes this server look.
-  const server = await spawnServer(t, { ...s3Env(s3.endpoint), S3_BUCKET: 'models', S3_MODEL_KEY: 'skin/live/model.onnx', MODEL_DIR: await scratchDir(t), MODEL_POLL_S: '0', MODEL_SWAP: 'live' })
+  const serverEnv = { ...s3Env(s3.endpoint), S3_BUCKET: 'models', S3_MODEL_KEY: 'skin/live/model.onnx', MODEL_DIR: await scratchDir(t), ...env }
+  const server = await spawnServer(t, serverEnv)
   await waitReady(server.url)
+  const push = async (version: string, model: Uint8Array, manifest?: Record<string, unknown>) => await putLive(s3, 'models', 'skin/live', version, model, manifest)
+  return { server, push, env: serverEnv }
+}
+
+async function stopped (t: Test, server: SpawnedServer): Promise<void> {
+  server.child.kill('SIGTERM')
+  t.same(await server.exited, { code: 0, signal: null })
+}
+
+t.test('a push under steady upload traffic: every answer 200 from one version, the new one only after the switch', async (t) => {
+  // Polling off: the SIGHUP is what makes this server look.
+  const { server, push } = await liveServer(t, { MODEL_POLL_S: '0', MODEL_SWAP: 'live' })
   const photo = await jpeg({ width: 320, height: 240, seed: 5 })
   const load = traffic(server.url, photo)
   await until('traffic on v1', async () => load.answers.length >= 20)
 
-  await putLive(s3, 'models', 'skin/live', 'v2', tiny(2))
+  await push('v2', tiny(2))
   server.child.kill('SIGHUP')
   let switchedAt = 0
   await until('/health on v2', async () => {
@@ -101,20 +114,15 @@ t.test('a push under steady upload traffic: every answer 200 from one version, t
   t.match(swapped, { from: 'v1', to: 'v2', downloadMs: Number, convertMs: 0, warmMs: Number, drainMs: Number, totalMs: Number }, 'one log line with the durations')
   t.equal(await metric(server, 'ok'), 1)
   t.equal((await health(server.url)).model.pending, undefined)
-  server.child.kill('SIGTERM')
-  t.same(await server.exited, { code: 0, signal: null })
+  await stopped(t, server)
 })
 
 t.test('a corrupt push is refused once, the old version keeps answering, the next good push is taken', async (t) => {
-  const s3 = await fakeS3(t)
-  await s3.createBucket('models')
-  await putLive(s3, 'models', 'skin/live', 'v1', tiny(1))
-  const server = await spawnServer(t, { ...s3Env(s3.endpoint), S3_BUCKET: 'models', S3_MODEL_KEY: 'skin/live/model.onnx', MODEL_DIR: await scratchDir(t), MODEL_POLL_S: '0.2', MODEL_SWAP: 'live' })
-  await waitReady(server.url)
+  const { server, push } = await liveServer(t, { MODEL_POLL_S: '0.2', MODEL_SWAP: 'live' })
   const photo = await jpeg({ width: 320, height: 240, seed: 5 })
 
   // Verifies (the manifest pins these bytes) but ONNX Runtime cannot load it.
-  await putLive(s3, 'models', 'skin/live', 'v2', fakeOnnx(4096))
+  await push('v2', fakeOnnx(4096))
   await until('the refusal in /health', async () => (await health(server.url)).model.pending?.error !== undefined)
   const refused = await health(server.url)
   t.match(refused, { status: 'ok', model: { version: 'v1', pending: { version: 'v2', error: /./ } } }, '/health stays 200 on v1 and says why v2 was refused')
@@ -125,45 +133,34 @@ t.test('a corrupt push is refused once, the old version keeps answering, the nex
   t.equal((server.output().match(/"new model version refused/g) ?? []).length, 1, 'refused once, not retried while it stays the same')
   t.equal(await metric(server, 'failed'), 1)
 
-  await putLive(s3, 'models', 'skin/live', 'v3', tiny(3))
+  await push('v3', tiny(3))
   await until('v3 served', async () => (await health(server.url)).model.version === 'v3')
   t.equal((await health(server.url)).model.pending, undefined, 'the refusal is cleared by the good version')
   t.match(await analyze(server.url, photo), { status: 200, version: 'v3' })
   t.equal(await metric(server, 'ok'), 1)
-  server.child.kill('SIGTERM')
-  t.same(await server.exited, { code: 0, signal: null })
+  await stopped(t, server)
 })
 
 t.test('labels that do not match the output, and a warm-up producing NaN, are refused', async (t) => {
-  const s3 = await fakeS3(t)
-  await s3.createBucket('models')
-  await putLive(s3, 'models', 'skin/live', 'v1', tiny(1))
-  const server = await spawnServer(t, { ...s3Env(s3.endpoint), S3_BUCKET: 'models', S3_MODEL_KEY: 'skin/live/model.onnx', MODEL_DIR: await scratchDir(t), MODEL_POLL_S: '0', MODEL_SWAP: 'live' })
-  await waitReady(server.url)
+  const { server, push } = await liveServer(t, { MODEL_POLL_S: '0', MODEL_SWAP: 'live' })
 
-  await putLive(s3, 'models', 'skin/live', 'v2', tiny(2), { labels: SKIN_LABELS.slice(0, 5) })
+  await push('v2', tiny(2), { labels: SKIN_LABELS.slice(0, 5) })
   server.child.kill('SIGHUP')
   await until('the refusal', async () => (await health(server.url)).model.pending?.error !== undefined)
   t.match(await health(server.url), { status: 'ok', model: { version: 'v1', pending: { version: 'v2', error: /5 labels/ } } })
 
-  await putLive(s3, 'models', 'skin/live', 'v3', buildTinyClassifier({ seed: 3, classes: SKIN_LABELS.length, size: TINY_SIZE, layout: 'NCHW', poison: true }))
+  await push('v3', buildTinyClassifier({ seed: 3, classes: SKIN_LABELS.length, size: TINY_SIZE, layout: 'NCHW', poison: true }))
   server.child.kill('SIGHUP')
   await until('the second refusal', async () => (await health(server.url)).model.pending?.version === 'v3')
   await until('its error', async () => (await health(server.url)).model.pending?.error !== undefined)
   t.match(await health(server.url), { status: 'ok', model: { version: 'v1', pending: { version: 'v3', error: /NaN or Infinity/ } } })
   t.equal(await metric(server, 'failed'), 2)
-  server.child.kill('SIGTERM')
-  t.same(await server.exited, { code: 0, signal: null })
+  await stopped(t, server)
 })
 
 t.test('MODEL_SWAP=restart: the new version is cached, the process drains and exits 0, and boots on it', async (t) => {
-  const s3 = await fakeS3(t)
-  await s3.createBucket('models')
-  await putLive(s3, 'models', 'skin/live', 'v1', tiny(1))
-  const env = { ...s3Env(s3.endpoint), S3_BUCKET: 'models', S3_MODEL_KEY: 'skin/live/model.onnx', MODEL_DIR: await scratchDir(t), MODEL_POLL_S: '0', MODEL_SWAP: 'restart' }
-  const server = await spawnServer(t, env)
-  await waitReady(server.url)
-  await putLive(s3, 'models', 'skin/live', 'v2', tiny(2))
+  const { server, push, env } = await liveServer(t, { MODEL_POLL_S: '0', MODEL_SWAP: 'restart' })
+  await push('v2', tiny(2))
   server.child.kill('SIGHUP')
   t.same(await server.exited, { code: 0, signal: null }, 'exits 0 for the supervisor to restart it')
   t.match(server.output(), /"reason":"restarting to load model version v2 \(MODEL_SWAP=restart\)"[^\n]*"msg":"stopping: finishing in-flight requests"/)
@@ -171,8 +168,7 @@ t.test('MODEL_SWAP=restart: the new version is cached, the process drains and ex
 
   const next = await spawnServer(t, env)
   t.match((await waitReady(next.url)).at(-1)!.body, { status: 'ok', model: { version: 'v2', source: 'cache' } })
-  next.child.kill('SIGTERM')
-  t.same(await next.exited, { code: 0, signal: null })
+  await stopped(t, next)
 })
 
 t.test('a local MODEL_PATH whose bundle is rewritten is swapped on the poll timer', async (t) => {
@@ -183,6 +179,5 @@ t.test('a local MODEL_PATH whose bundle is rewritten is swapped on the poll time
   await writeTinyBundle(bundle.dir, { seed: 2, version: 'local-2' })
   await until('local-2 served', async () => (await health(server.url)).model.version === 'local-2')
   t.match(await analyze(server.url, await jpeg({ width: 64, height: 64, seed: 1 })), { status: 200, version: 'local-2' })
-  server.child.kill('SIGTERM')
-  t.same(await server.exited, { code: 0, signal: null })
+  await stopped(t, server)
 })

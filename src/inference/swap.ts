@@ -2,14 +2,14 @@
 // new requests in one step; the old pool closes once the requests that took it are done.
 import type { SwapMode } from '../config.js'
 import type { Readiness } from '../readiness.js'
+import type { StoreLog } from '../models/s3-store.js'
 import type { ResolvedBundle } from '../models/store.js'
 import type { Candidate, SourceVersion, WatchedSource } from '../models/versions.js'
 import type { Engine } from './engine.js'
 import type { InferencePool } from './pool.js'
 
-export interface SwapLog {
-  info: (obj: object, msg: string) => void
-  warn: (obj: object, msg: string) => void
+/** The store's two pino methods, and error for a refused version. */
+export interface SwapLog extends StoreLog {
   error: (obj: object, msg: string) => void
 }
 

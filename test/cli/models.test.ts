@@ -1,28 +1,13 @@
 // shine-models as users run it: the built CLI (`node dist/cli/models.js`), spawned, against fauxqs.
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { runCli } from '../helpers/cli.js'
 import { writeTinyBundle } from '../helpers/model.js'
 import { fakeS3, s3Env, scratchDir } from '../helpers/s3.js'
 
-const CLI = fileURLToPath(new URL('../../dist/cli/models.js', import.meta.url))
-
-interface Run { code: number | null, stdout: string, stderr: string }
-
-async function run (args: string[], env: Record<string, string> = {}): Promise<Run> {
-  if (!existsSync(CLI)) throw new Error('dist/cli/models.js is missing: run `npm run build` (npm test does)')
-  // NODE_NO_WARNINGS: the SDK warns on Node 20 about its future support window.
-  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_NO_WARNINGS: '1', ...env } })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-  const [code] = await new Promise<[number | null]>((resolve) => child.once('close', (c) => resolve([c])))
-  return { code, stdout, stderr }
-}
+const run = runCli
 
 t.test('help and usage errors', async (t) => {
   const [help, pushHelp, none, unknown, badFlag, noBucket, noPrefix, badEndpoint] = await Promise.all([

@@ -1,24 +1,13 @@
 // shine-models promote / rollback / status through the built CLI, seen by a running built server.
-import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { buildTinyClassifier } from '../../scripts/onnx-builder.js'
+import { runCli } from '../helpers/cli.js'
 import { SKIN_LABELS, TINY_SIZE } from '../helpers/model.js'
 import { fakeOnnx, fakeS3, publish, s3Env, scratchDir } from '../helpers/s3.js'
 import { spawnServer, waitReady } from '../helpers/spawn-server.js'
 
-const CLI = fileURLToPath(new URL('../../dist/cli/models.js', import.meta.url))
-
-async function cli (args: string[], env: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_NO_WARNINGS: '1', ...env } })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-  const [code] = await new Promise<[number | null]>((resolve) => child.once('close', (c) => resolve([c])))
-  return { code, stdout, stderr }
-}
+const cli = runCli
 
 async function servedVersion (url: string, want: string): Promise<string> {
   let version = ''
