@@ -49,6 +49,10 @@ t.test('a version that is missing, does not verify, or names another file is ref
   t.equal((await servingStatus(target)).version, undefined, 'nothing was copied')
   await publish(s3, tmp, { bucket: 'models', prefix: 'elsewhere', version: 'v5' })
   t.match(await promote({ ...target, prefix: '/elsewhere/' }, 'v5'), { spec: { version: 'v5' } }, 'an explicit --prefix')
+  await publish(s3, tmp, { bucket: 'models', prefix: '', version: 'v6' })
+  const atRoot = { ...target, servingKey: 'model.onnx' }
+  t.match(await promote(atRoot, 'v6'), { history: [{ from: 'v6' }] }, 'a serving key at the bucket root, versions beside it')
+  t.match(await servingStatus(atRoot), { version: 'v6' })
 })
 
 t.test('S3 failures other than 404 are passed on, not taken for a missing file', async (t) => {
