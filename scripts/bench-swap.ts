@@ -7,6 +7,7 @@
 // every session create/release: microsoft/onnxruntime#25325, #26831).
 // `--model heavy` serves a 128 MB dense model (the size of the team's hare_run_v6_facial), where
 // two pools at once cost the most memory. Not a test: it prints, it does not assert.
+import { Upload } from '@aws-sdk/lib-storage'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
@@ -45,7 +46,8 @@ const s3 = await startFakeS3()
 await s3.createBucket(BUCKET)
 const { model, manifest } = await bundle()
 const sha256 = createHash('sha256').update(model).digest('hex')
-await s3.put(BUCKET, KEY, model)
+// Multipart: fauxqs takes at most ~11 MiB per request (a 128 MiB PUT is a 413).
+await new Upload({ client: s3.client, params: { Bucket: BUCKET, Key: KEY, Body: model }, partSize: 8 * 1024 * 1024 }).done()
 // A new version is a new manifest (its ETag changes the version): the server downloads and
 // verifies the bundle again and starts a pool on it, as for a retrained model.
 const pushVersion = async (version: string) => {
