@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createInterface } from 'node:readline'
+import { serverNodeArgs } from './server-node-args.js'
 
 export interface Exit {
   code: number | null
@@ -93,12 +94,13 @@ process.once('SIGINT', () => {
   void Promise.all([...live].map(async (stop) => await stop())).finally(() => process.exit(130))
 })
 
-/** `node [nodeArgs] <entry>` on a free loopback port; resolves once GET /health answers 200. */
+/** `node <Procfile flags> [nodeArgs] <entry>` on a free loopback port; resolves once GET /health answers 200. */
 export async function startServer (
   cwd: string, entry: string, env: Record<string, string>, nodeArgs: string[] = []
 ): Promise<RunningServer> {
   const port = await freePort()
-  const child = spawn(process.execPath, [...nodeArgs, entry], {
+  // The Procfile's flags first (the thread-pool preload among them), then the bench's own.
+  const child = spawn(process.execPath, [...serverNodeArgs(BENCH_ROOT), ...nodeArgs, entry], {
     cwd,
     env: { ...process.env, LOG_LEVEL: 'warn', ...env, HOST, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe']

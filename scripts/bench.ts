@@ -3,7 +3,7 @@
 // --threads), BENCH_IMAGES (e.g. 1600,4032: a subset), BENCH_QUIET_WAIT_S (20: how long each
 // measurement may wait for other processes to go idle; 0 = never), MODEL_PATH (./models/demo),
 // BENCH_SERVER (the entry to run, dist/server.js: point it at another build to compare a change),
-// BENCH_NODE_ARGS (node flags for the server, e.g. --initial-old-space-size=256). Other variables
+// BENCH_NODE_ARGS (node flags for the server after the Procfile's, e.g. --max-semi-space-size=64). Other variables
 // (WORKERS, UV_THREADPOOL_SIZE…) pass through to the server; RATE_LIMIT_MAX defaults to 0 (off).
 import { createRequire } from 'node:module'
 import os from 'node:os'

@@ -58,7 +58,7 @@ export function buildApp ({ config, readiness, logger }: AppDeps): FastifyInstan
       `Too many analyses from your address; try again in ${context.after}.`, { retryAfterS: context.ttl / 1000 })
   })
   app.register(multipart, { limits: { ...FORM_LIMITS, fileSize: config.maxUploadBytes } })
-  app.register(healthRoutes, { readiness })
+  app.register(healthRoutes, { readiness, threads: config.threads })
   app.register(metricsRoutes, { metrics })
   app.register(analyzeRoutes, {
     readiness,

@@ -2,6 +2,7 @@
 // The only module that reads the environment, touches the disk or network, and listens.
 import { buildApp } from './app.js'
 import { loadConfig, type Config, type ConfigError } from './config.js'
+import { setDecodeThreads } from './imaging/preprocess.js'
 import { startEngine } from './inference/engine.js'
 import { backoffDelay, sleep } from './models/backoff.js'
 import { StoreCounters } from './models/counters.js'
@@ -17,6 +18,7 @@ try {
   process.exit(1)
 }
 
+setDecodeThreads(config.threads.decodeThreads)
 const readiness = new Readiness()
 const app = buildApp({ config, readiness })
 if (config.s3 !== undefined) readiness.store = new StoreCounters()
@@ -24,6 +26,12 @@ const store: ModelStore = config.s3 === undefined
   ? localStore(config.modelPath, config.modelDir)
   // Imported only when used: the AWS SDK adds ~90 ms to every local-only start.
   : (await import('./models/s3-store.js')).s3Store({ s3: config.s3, modelDir: config.modelDir, tuning: config.modelStore, counters: readiness.store, log: app.log })
+
+{
+  const { warnings, ...threads } = config.threads
+  app.log.info({ threads }, 'thread budget')
+  for (const warning of warnings) app.log.warn(`thread budget: ${warning}`)
+}
 
 async function boot (): Promise<void> {
   readiness.starting('loading the model', undefined, 'loading')

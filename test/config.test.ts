@@ -9,6 +9,8 @@ t.test('defaults follow DESIGN.md', async (t) => {
   t.equal(c.modelPath, './models/demo')
   t.equal(c.s3, undefined)
   t.equal(c.workers, 6, 'WORKERS defaults to the available cores')
+  t.equal(c.intraOpThreads, 1)
+  t.match(c.threads, { cores: 6, workers: 6, intraOpThreads: 1, uvThreadpool: 4, decodeThreads: 1 })
   t.equal(c.queueSize, 48)
   t.equal(c.maxUploadBytes, 100 * 1024 * 1024)
   t.equal(c.maxImagePixels, 120_000_000)
@@ -92,4 +94,12 @@ t.test('model store settings: defaults, units and messages naming the variable',
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
   }
+})
+
+t.test('the thread budget takes WORKERS, INTRA_OP_THREADS and the UV_THREADPOOL_SIZE the process started with', async (t) => {
+  const c = loadConfig({ WORKERS: '3', INTRA_OP_THREADS: '2', UV_THREADPOOL_SIZE: '8' }, 8)
+  t.equal(c.workers, 3)
+  t.equal(c.intraOpThreads, 2)
+  t.equal(c.queueSize, 24, 'the queue follows the workers')
+  t.match(c.threads, { cores: 8, workers: 3, intraOpThreads: 2, uvThreadpool: 8, warnings: [/= 6 threads of inference on 8 cores/] })
 })
