@@ -66,7 +66,7 @@ export function buildApp ({ config, readiness, logger }: AppDeps): FastifyInstan
     admission: new Admission(config.workers + config.queueSize),
     rateLimit: { max: config.rateLimitMax, timeWindow: config.rateLimitWindowMs },
     limits: { maxPixels: config.maxImagePixels, timeoutS: Math.ceil(config.inferenceTimeoutMs / 1000) },
-    uploadStallMs: config.uploadStallMs
+    body: { maxImageBytes: config.maxUploadBytes, stallMs: config.uploadStallMs }
   })
   app.addHook('onClose', async () => {
     // Inferences whose clients left still run in the workers: the pool waits for them (pool.ts).
