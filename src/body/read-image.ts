@@ -1,11 +1,9 @@
 import type { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { AppError } from '../errors.js'
+import { AppError, SEND_AS } from '../errors.js'
 import { JsonImageScanner } from './json-image.js'
 import { readImagePart } from './multipart.js'
 import { readChunks, sizeOf } from './stream.js'
-
-export const SEND_AS = 'Send the image as multipart/form-data (a file part "image"), as JSON {"image": "<base64>"}, or as a raw image/* body.'
 
 /** A body left unread by its content-type parser, read by the handler after admission. */
 interface StreamBody { kind: 'json' | 'raw', stream: Readable }
