@@ -12,7 +12,11 @@ const QUOTE = 0x22
 const BACKSLASH = 0x5c
 const isSpace = (b: number) => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09
 // JSON escapes inside the photo's string: the ones an encoder uses for line breaks and "/".
-const ESCAPED: Record<string, number> = { n: 0x0a, r: 0x0d, t: 0x09, '/': 0x2f }
+// Any other escaped byte stands for itself (and is then refused as not base64).
+const ESCAPED = Uint8Array.from({ length: 256 }, (_, b) => b)
+ESCAPED[0x6e] = 0x0a // \n
+ESCAPED[0x72] = 0x0d // \r
+ESCAPED[0x74] = 0x09 // \t
 
 type State = 'start' | 'keyOrEnd' | 'key' | 'keyText' | 'colon' | 'value' | 'image' | 'imageEscape' |
   'imageUnicode' | 'other' | 'afterValue' | 'done'
@@ -48,7 +52,8 @@ export class JsonImageScanner {
     this.#maxImageBytes = maxImageBytes
   }
 
-  push (chunk: Uint8Array): void {
+  push (bytes: Uint8Array): void {
+    const chunk = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)
     // The photo's characters from this chunk, unescaped, handed over once per chunk.
     const text = Buffer.allocUnsafe(chunk.length)
     let n = 0
@@ -59,20 +64,30 @@ export class JsonImageScanner {
       const b = chunk[i]!
       switch (this.#state) {
         case 'image': {
-          if (quote < i) quote = indexOr(chunk, QUOTE, i)
-          if (slash < i) slash = indexOr(chunk, BACKSLASH, i)
-          const stop = Math.min(quote, slash)
-          text.set(chunk.subarray(i, stop), n)
-          n += stop - i
-          i = stop
-          if (i === chunk.length) break
-          if (chunk[i] === BACKSLASH) {
-            this.#state = 'imageEscape'
-          } else {
-            this.#image!.push(text.subarray(0, n))
-            n = 0
-            this.#endImage()
+          // Runs of digits are copied natively; escapes within the chunk are taken in stride.
+          let j = i
+          while (j < chunk.length) {
+            if (quote < j) quote = indexOr(chunk, QUOTE, j)
+            if (slash < j) slash = indexOr(chunk, BACKSLASH, j)
+            const stop = Math.min(quote, slash)
+            n += chunk.copy(text, n, j, stop)
+            j = stop
+            if (j === chunk.length) break
+            if (j === quote) {
+              this.#image!.push(text.subarray(0, n))
+              n = 0
+              this.#endImage()
+              break
+            }
+            const next = chunk[j + 1]
+            if (next === undefined || next === 0x75) {
+              this.#state = 'imageEscape'
+              break
+            }
+            text[n++] = ESCAPED[next]!
+            j += 2
           }
+          i = j
           break
         }
         case 'imageEscape':
@@ -80,7 +95,7 @@ export class JsonImageScanner {
             this.#unicode = ''
             this.#state = 'imageUnicode'
           } else {
-            text[n++] = ESCAPED[String.fromCharCode(b)] ?? b
+            text[n++] = ESCAPED[b]!
             this.#state = 'image'
           }
           break
