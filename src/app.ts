@@ -1,4 +1,3 @@
-import cors from '@fastify/cors'
 import helmet from '@fastify/helmet'
 import multipart from '@fastify/multipart'
 import rateLimit from '@fastify/rate-limit'
@@ -8,6 +7,7 @@ import { Admission } from './admission.js'
 import type { Config } from './config.js'
 import { AppError } from './errors.js'
 import { Metrics } from './metrics.js'
+import cors from './plugins/cors.js'
 import draining from './plugins/draining.js'
 import errors from './plugins/errors.js'
 import httpMetrics from './plugins/http-metrics.js'
@@ -48,10 +48,10 @@ export function buildApp ({ config, readiness, logger }: AppDeps): FastifyInstan
   app.register(httpMetrics, { metrics })
   app.register(errors, { onError: (code) => metrics.rejected(code) })
   app.register(requestId)
+  app.register(cors, { origins: config.corsOrigins, maxAgeS: config.corsMaxAgeS })
   app.register(draining, { readiness })
   // A JSON API: the defaults that matter are nosniff, no framing, HSTS and no referrer.
   app.register(helmet, { global: true })
-  app.register(cors, { origin: config.corsOrigins === '*' ? '*' : [...config.corsOrigins], exposedHeaders: ['x-request-id', 'retry-after'] })
   app.register(rateLimit, {
     global: false,
     errorResponseBuilder: (_request, context) => new AppError('RATE_LIMITED',
