@@ -16,6 +16,7 @@ import type { Readiness } from './readiness.js'
 import analyzeRoutes from './routes/analyze.js'
 import healthRoutes from './routes/health.js'
 import metricsRoutes from './routes/metrics.js'
+import proxyErrorRoutes from './routes/proxy-errors.js'
 
 export interface AppDeps {
   config: Config
@@ -60,6 +61,7 @@ export function buildApp ({ config, readiness, logger }: AppDeps): FastifyInstan
   app.register(multipart, { limits: { ...FORM_LIMITS, fileSize: config.maxUploadBytes } })
   app.register(healthRoutes, { readiness })
   app.register(metricsRoutes, { metrics })
+  app.register(proxyErrorRoutes)
   app.register(analyzeRoutes, {
     readiness,
     metrics,
