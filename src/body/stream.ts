@@ -50,4 +50,6 @@ export async function readChunks (stream: Readable, onChunk: (chunk: Buffer) => 
 }
 
 /** A size limit as people read it. */
-export const sizeOf = (bytes: number) => bytes < 104858 ? `${bytes} bytes` : `${Math.round(bytes / 1048576 * 10) / 10} MB`
+export const sizeOf = (bytes: number) => bytes < 1024
+  ? `${bytes} bytes`
+  : bytes < 1048576 ? `${Math.round(bytes / 1024)} KB` : `${Math.round(bytes / 1048576 * 10) / 10} MB`

@@ -73,7 +73,7 @@ t.test('sniffing, limits and errors are the same whatever the form', async (t) =
     t.ok(fits.toString('base64').length > 60 * 1024, 'the base64 is over MAX_UPLOAD_MB…')
     const ok = await app.inject(json(url, { image: fits.toString('base64') }))
     t.equal(ok.statusCode, 200, `${url}: …but the decoded image is under it, so it passes: ${ok.body.slice(0, 200)}`)
-    await check(`${url} json over`, json(url, { image: over.toString('base64') }), 413, 'PAYLOAD_TOO_LARGE', /decoded image in "image" is larger than 60 KB|larger than/)
+    await check(`${url} json over`, json(url, { image: over.toString('base64') }), 413, 'PAYLOAD_TOO_LARGE', /decoded image in "image" is larger than 60 KB/)
     await check(`${url} raw over`, raw(url, over, 'image/jpeg'), 413, 'PAYLOAD_TOO_LARGE')
     await check(`${url} multipart over`, { method: 'POST', url, payload: form(over) }, 413, 'PAYLOAD_TOO_LARGE')
     await check(`${url} json svg`, json(url, { image: img.SVG.toString('base64') }), 415, 'UNSUPPORTED_MEDIA_TYPE', /SVG/)
