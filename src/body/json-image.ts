@@ -103,7 +103,7 @@ export class JsonImageScanner {
           this.#unicode += String.fromCharCode(b)
           if (this.#unicode.length === 4) {
             const code = /^[0-9a-fA-F]{4}$/.test(this.#unicode) ? parseInt(this.#unicode, 16) : NaN
-            if (!(code < 0x80)) throw malformed(`"${this.#image!.field}" holds "\\u${this.#unicode}", which is not base64`)
+            if (!(code < 0x80)) throw new AppError('BAD_REQUEST', `"${this.#image!.field}" is not valid base64: it holds "\\u${this.#unicode}".`)
             text[n++] = code
             this.#state = 'image'
           }

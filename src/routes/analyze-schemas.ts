@@ -70,7 +70,9 @@ export const AnalyzeBody = {
       schema: Type.Object({
         image: Type.String({ format: 'binary', description: 'The photo (JPEG, PNG, WebP, AVIF or GIF; the first file part is used whatever its name).' }),
         ethnicity: Type.Optional(Type.String({ description: 'Accepted and ignored.' })),
-        age: Type.Optional(Type.String({ description: 'Accepted and ignored.' }))
+        age: Type.Optional(Type.String({ description: 'Accepted and ignored.' })),
+        race: Type.Optional(Type.String({ description: 'Accepted and ignored.' })),
+        demographics: Type.Optional(Type.String({ description: 'Accepted and ignored.' }))
       })
     },
     'application/json': {
