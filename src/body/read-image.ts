@@ -40,16 +40,18 @@ export async function readImage (request: FastifyRequest, limits: BodyLimits): P
   if (request.isMultipart()) return await readImagePart(request, limits.stallMs)
   const body = request.body
   if (!isStreamBody(body)) throw new AppError('UNSUPPORTED_MEDIA_TYPE', SEND_AS)
-  const mb = sizeOf(limits.maxImageBytes)
+  const limit = sizeOf(limits.maxImageBytes)
+  // A declared length over the limit is refused before a byte is read; a chunked body when it crosses it.
   const declared = Number(request.headers['content-length'] ?? 0)
   if (body.kind === 'raw') {
-    if (declared > limits.maxImageBytes) throw new AppError('PAYLOAD_TOO_LARGE', `The image is larger than ${mb}.`)
+    const tooLarge = `The image is larger than ${limit}.`
+    if (declared > limits.maxImageBytes) throw new AppError('PAYLOAD_TOO_LARGE', tooLarge)
     const chunks: Buffer[] = []
-    await readChunks(body.stream, (chunk) => chunks.push(chunk), { maxBytes: limits.maxImageBytes, tooLarge: `The image is larger than ${mb}.`, stallMs: limits.stallMs })
+    await readChunks(body.stream, (chunk) => chunks.push(chunk), { maxBytes: limits.maxImageBytes, tooLarge, stallMs: limits.stallMs })
     return Buffer.concat(chunks)
   }
   const maxBytes = jsonBodyLimit(limits.maxImageBytes)
-  const tooLarge = `The JSON body is larger than a ${mb} image in base64 can be.`
+  const tooLarge = `The JSON body is larger than a ${limit} image in base64 can be.`
   if (declared > maxBytes) throw new AppError('PAYLOAD_TOO_LARGE', tooLarge)
   const scanner = new JsonImageScanner(limits.maxImageBytes)
   await readChunks(body.stream, (chunk) => scanner.push(chunk), { maxBytes, tooLarge, stallMs: limits.stallMs })
