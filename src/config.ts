@@ -52,6 +52,8 @@ const ENV_SCHEMA = Type.Object({
   RATE_LIMIT_WINDOW_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 60 }),
   SHUTDOWN_GRACE_S: Type.Number({ minimum: 0, maximum: 86400, default: 30 }),
   CORS_ORIGINS: Type.String({ default: '*' }),
+  // How long browsers may cache a preflight answer; Chromium caps it at 7200 s, Firefox at 86400.
+  CORS_MAX_AGE_S: Type.Integer({ minimum: 0, maximum: 86400, default: 600 }),
   // Who may set X-Forwarded-For: "loopback" trusts nginx on the same host; behind an ALB
   // also its VPC addresses ("loopback,uniquelocal", .ebextensions). Fastify 5 ignores hop
   // counts (it cannot verify the peer), so only addresses, CIDRs, names or true/false.
@@ -101,6 +103,7 @@ export interface Config {
   readonly rateLimitMax: number
   readonly rateLimitWindowMs: number
   readonly corsOrigins: '*' | readonly string[]
+  readonly corsMaxAgeS: number
   readonly trustProxy: boolean | readonly string[]
   readonly logLevel: string
 }
@@ -160,6 +163,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, cores = availableParallelism
     rateLimitMax: raw.RATE_LIMIT_MAX,
     rateLimitWindowMs: raw.RATE_LIMIT_WINDOW_S * 1000,
     corsOrigins: parseOrigins(raw.CORS_ORIGINS),
+    corsMaxAgeS: raw.CORS_MAX_AGE_S,
     trustProxy: parseTrustProxy(raw.TRUST_PROXY),
     logLevel: raw.LOG_LEVEL
   })

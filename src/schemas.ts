@@ -1,4 +1,5 @@
 import { Type } from 'typebox'
+import { ERRORS, type ErrorCode } from './errors.js'
 
 // Response schemas are the contract (DESIGN.md) and let fast-json-stringify serialise them.
 export const ErrorResponse = Type.Object({
@@ -20,3 +21,11 @@ export const ModelInfo = Type.Object({
   /** The labels the model answers with, in output order. */
   labels: Type.Optional(Type.Array(Type.String()))
 })
+
+/** Response schemas for these error codes, one per status, each saying which codes it carries. */
+export function errorResponses (codes: readonly ErrorCode[]) {
+  const byStatus = new Map<number, ErrorCode[]>()
+  for (const code of codes) byStatus.set(ERRORS[code].status, [...byStatus.get(ERRORS[code].status) ?? [], code])
+  return Object.fromEntries([...byStatus].map(([status, list]) =>
+    [status, { ...ErrorResponse, description: list.map((c) => `${c}: ${ERRORS[c].message}`).join(' / ') }]))
+}

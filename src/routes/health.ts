@@ -51,7 +51,7 @@ export const HEALTH_PATHS = ['/health', '/api/health'] as const
 const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness, threads: ThreadBudget }> = async (app, { readiness, threads }) => {
   // /api/health is the path the team's Elastic Beanstalk check and frontend used: the same answer.
   for (const url of HEALTH_PATHS) {
-    app.get(url, { schema: { response: { 200: Ready, 503: NotReady } }, logLevel: 'warn' }, readinessHandler)
+    app.get(url, { schema: { summary: 'Readiness: 200 once the model is loaded and the workers are warm', response: { 200: Ready, 503: NotReady } }, logLevel: 'warn' }, readinessHandler)
   }
 
   async function readinessHandler (_request: FastifyRequest, reply: FastifyReply) {
@@ -74,7 +74,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness, threads: T
   }
 
   app.get('/health/live', {
-    schema: { response: { 200: Type.Object({ status: Type.Literal('alive') }) } },
+    schema: { summary: 'Liveness: 200 whenever the process serves HTTP', response: { 200: Type.Object({ status: Type.Literal('alive') }) } },
     logLevel: 'warn'
   }, async () => ({ status: 'alive' as const }))
 }
