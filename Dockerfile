@@ -47,4 +47,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8000) + '/health/live').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Node runs as PID 1 without an init: src/server.ts handles SIGTERM/SIGINT itself (drain, close
 # the pool, exit 0) and the app spawns no child processes that would need reaping.
-CMD ["node", "--enable-source-maps", "--initial-old-space-size=256", "dist/server.js"]
+CMD ["node", "--require", "./dist/preload.cjs", "--enable-source-maps", "--initial-old-space-size=256", "dist/server.js"]

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createInterface } from 'node:readline'
+import { serverNodeArgs } from './server-node-args.js'
 
 export interface Exit {
   code: number | null
@@ -93,12 +94,19 @@ process.once('SIGINT', () => {
   void Promise.all([...live].map(async (stop) => await stop())).finally(() => process.exit(130))
 })
 
-/** `node [nodeArgs] <entry>` on a free loopback port; resolves once GET /health answers 200. */
+/**
+ * `node <Procfile flags> [nodeArgs] <entry>` on a free loopback port, pinned to `cpus` with
+ * `taskset -c` when given; resolves once GET /health answers 200.
+ */
 export async function startServer (
-  cwd: string, entry: string, env: Record<string, string>, nodeArgs: string[] = []
+  cwd: string, entry: string, env: Record<string, string>, nodeArgs: string[] = [], cpus?: string
 ): Promise<RunningServer> {
   const port = await freePort()
-  const child = spawn(process.execPath, [...nodeArgs, entry], {
+  // The Procfile's flags first (the thread-pool preload among them), then the bench's own.
+  const node = [process.execPath, ...serverNodeArgs(BENCH_ROOT), ...nodeArgs, entry]
+  // taskset execs node in place, so the child's pid stays the server's.
+  const [command, ...args] = cpus === undefined ? node : ['taskset', '-c', cpus, ...node]
+  const child = spawn(command!, args, {
     cwd,
     env: { ...process.env, LOG_LEVEL: 'warn', ...env, HOST, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe']
@@ -176,6 +184,17 @@ export function processCpuS (pid: number, thread?: number): number {
     return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S
   } catch {
     return Number.NaN
+  }
+}
+
+/** Resident memory now and at its peak (VmRSS, VmHWM) in MiB, or NaN off Linux. */
+export function processRssMiB (pid: number): { rss: number, peak: number } {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN)
+    return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 }
+  } catch {
+    return { rss: Number.NaN, peak: Number.NaN }
   }
 }
 

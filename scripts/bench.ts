@@ -1,9 +1,10 @@
-// Benchmark of issue 2: npm run bench [-- --threads]   (not a test; figures go in the README)
+// Benchmark of issues 2 and 11: npm run bench [-- --threads] [-- --cores N]   (not a test; figures go in the README)
+// --cores N pins the server to CPUs 0..N-1 with taskset and sets WORKERS=N (the limit is for N cores).
 // Env: BENCH_DURATION_S (15), BENCH_WARMUP_S (3), BENCH_CONNECTIONS (8), BENCH_THREADS=1 (same as
 // --threads), BENCH_IMAGES (e.g. 1600,4032: a subset), BENCH_QUIET_WAIT_S (20: how long each
 // measurement may wait for other processes to go idle; 0 = never), MODEL_PATH (./models/demo),
 // BENCH_SERVER (the entry to run, dist/server.js: point it at another build to compare a change),
-// BENCH_NODE_ARGS (node flags for the server, e.g. --initial-old-space-size=256). Other variables
+// BENCH_NODE_ARGS (node flags for the server after the Procfile's, e.g. --max-semi-space-size=64). Other variables
 // (WORKERS, UV_THREADPOOL_SIZE…) pass through to the server; RATE_LIMIT_MAX defaults to 0 (off).
 import { createRequire } from 'node:module'
 import os from 'node:os'
@@ -15,7 +16,7 @@ import sharp from 'sharp'
 import { openBundle } from '../src/models/bundle.js'
 import { makeImages, multipartBody, type BenchImage } from './bench-images.js'
 import { measureLimits, openSession, tensorFor, timeInference, type ImageLimit } from './bench-limit.js'
-import { describeExit, envNumber, machineCpu, percentile, pollHealth, processCpuS, type RunningServer, startServer, waitForQuiet, BENCH_MODEL_PATH, BENCH_ROOT, BENCH_SERVER_ENTRY } from './bench-server.js'
+import { describeExit, envNumber, machineCpu, percentile, pollHealth, processCpuS, processRssMiB, type RunningServer, startServer, waitForQuiet, BENCH_MODEL_PATH, BENCH_ROOT, BENCH_SERVER_ENTRY } from './bench-server.js'
 
 // autocannon ships no types; this is the part of its API we use. Without a callback it returns
 // its event emitter, which is also a promise of the summary.
@@ -35,14 +36,24 @@ const QUIET_WAIT_S = Number(process.env.BENCH_QUIET_WAIT_S ?? 20)
 const HEALTH_INTERVAL_MS = 50
 // Server settings worth echoing in the header when they are set in the environment.
 const SERVER_ENV_SHOWN = ['WORKERS', 'INTRA_OP_THREADS', 'UV_THREADPOOL_SIZE', 'QUEUE_SIZE', 'RATE_LIMIT_MAX', 'NODE_OPTIONS']
-const TARGET_RATIO = 0.85
+const TARGET_RATIO = 0.90
+// The main thread at the 8-core limit (issue 11): at most half busy, or it saturates first.
+const TARGET_MAIN_BUSY_8 = 0.5
+const PROJECTED_CORES = 8
 const TARGET_HEALTH_P99_MS = 20
 const LIMIT_BUDGET = { minRuns: 30, minMs: 2000 }
 
-const { values: flags } = parseArgs({ options: { threads: { type: 'boolean', default: false } } })
+const { values: flags } = parseArgs({ options: { threads: { type: 'boolean', default: false }, cores: { type: 'string' } } })
 const measureThreads = flags.threads || process.env.BENCH_THREADS === '1'
 const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
-const cores = os.availableParallelism()
+const pinned = flags.cores === undefined ? undefined : Number(flags.cores)
+if (pinned !== undefined && !(Number.isInteger(pinned) && pinned >= 1 && pinned <= os.availableParallelism())) {
+  throw new Error(`--cores must be an integer from 1 to ${os.availableParallelism()} (the cores this machine has)`)
+}
+const cores = pinned ?? os.availableParallelism()
+// The server's CPUs and matching WORKERS when pinned; otherwise the server's own budget.
+const cpus = pinned === undefined ? undefined : `0-${pinned - 1}`
+const pinnedEnv: Record<string, string> = pinned === undefined ? {} : { WORKERS: String(pinned) }
 
 interface LoadFigures {
   rps: number
@@ -57,6 +68,8 @@ interface LoadFigures {
   serverEnded: string | undefined
   /** Cores busy during the measured window: the server (and its main thread), this process, everyone else. */
   cpu: { server: number, main: number, bench: number, others: number, steal: number }
+  /** The server's resident memory at the end of the window and its peak so far, MiB. */
+  rss: { now: number, peak: number }
 }
 
 // autocannon drops its connections, requests in flight included, when a run ends: the measured
@@ -103,8 +116,8 @@ async function runLoad (server: RunningServer, image: BenchImage): Promise<LoadF
   await sleep(DURATION_S * 1000)
   measuring = false
   const wallS = (performance.now() - t0) / 1000
-  const [server1, main1, machine1, bench1] =
-    [processCpuS(server.pid), processCpuS(server.pid, server.pid), machineCpu(), process.cpuUsage(bench0)]
+  const [server1, main1, machine1, bench1, rss] =
+    [processCpuS(server.pid), processCpuS(server.pid, server.pid), machineCpu(), process.cpuUsage(bench0), processRssMiB(server.pid)]
   stop.abort()
   const samples = await health
   await run
@@ -128,7 +141,8 @@ async function runLoad (server: RunningServer, image: BenchImage): Promise<LoadF
       bench: benchCores,
       others: (machine1.busyS - machine0.busyS) / wallS - serverCores - benchCores,
       steal: (machine1.stealS - machine0.stealS) / wallS
-    }
+    },
+    rss: { now: rss.rss, peak: rss.peak }
   }
 }
 
@@ -144,8 +158,9 @@ const f = (value: number, digits = 1) => Number.isFinite(value) ? value.toFixed(
 const mark = (ok: boolean) => ok ? '' : ' ✗'
 
 function printMachine (): void {
-  const cpus = os.cpus()
-  console.log(`machine: ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${cores} cores (availableParallelism), ` +
+  const cpuList = os.cpus()
+  const pinning = pinned === undefined ? '' : `; server pinned to CPUs ${cpus} with taskset, WORKERS=${pinned}`
+  console.log(`machine: ${cpuList[0]?.model.trim() ?? 'unknown CPU'}, ${os.availableParallelism()} cores (availableParallelism)${pinning}, ` +
     `${f(os.totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, ${os.platform()} ${os.release()}`)
   console.log(`versions: sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips}, concurrency ${sharp.concurrency()}), ` +
     `onnxruntime-node ${ort.env.versions.node ?? ort.env.versions.common}`)
@@ -159,7 +174,7 @@ function printMachine (): void {
 async function withServer<T> (env: Record<string, string>, label: string, body: (s: RunningServer) => Promise<T>): Promise<T> {
   // The per-address rate limit (DESIGN.md) would answer most of this one client's requests with 429.
   const rateLimit = { RATE_LIMIT_MAX: process.env.RATE_LIMIT_MAX ?? '0' }
-  const server = await startServer(BENCH_ROOT, BENCH_SERVER_ENTRY, { MODEL_PATH: BENCH_MODEL_PATH, ...rateLimit, ...env }, nodeArgs)
+  const server = await startServer(BENCH_ROOT, BENCH_SERVER_ENTRY, { MODEL_PATH: BENCH_MODEL_PATH, ...rateLimit, ...pinnedEnv, ...env }, nodeArgs, cpus)
   try {
     return await body(server)
   } finally {
@@ -232,12 +247,25 @@ const cpuRow = (name: string, load: LoadFigures | undefined, limit: ImageLimit) 
   : [name, f(load.cpu.server, 2), f(load.cpu.main, 2), f(load.cpu.bench, 2), f(load.cpu.others, 2), f(load.cpu.steal, 2),
       f(load.rps * (limit.decodeMs + limit.inferMs) / 1000 / load.cpu.server, 2)]
 const CPU_HEADERS = ['image', 'server cores', 'its main thread', 'bench cores', 'other processes', 'steal', 'limit work / server CPU']
+// Main-thread CPU per answered request (event-loop work: HTTP, multipart, copies, GC), and what
+// it would come to at the in-process limit of an 8-core machine, where the main thread is still one.
+const mainMsPerRequest = (load: LoadFigures) => load.cpu.main * 1000 / load.rps
+const limitAt = (limit: ImageLimit, n: number) => n * 1000 / (limit.decodeMs + limit.inferMs)
+const mainRow = (name: string, load: LoadFigures | undefined, limit: ImageLimit) => {
+  if (load === undefined) return [name, '', '', '', '', '']
+  const busy = mainMsPerRequest(load) * limitAt(limit, PROJECTED_CORES) / 1000
+  return [name, f(mainMsPerRequest(load), 2), f(limitAt(limit, PROJECTED_CORES)), f(busy * 100, 0) + ' %' + mark(busy <= TARGET_MAIN_BUSY_8),
+    f(load.rss.now, 0), f(load.rss.peak, 0)]
+}
+const MAIN_HEADERS = ['image', 'main thread ms/request', `${PROJECTED_CORES}-core limit req/s`, `main thread busy at that rate (≤ ${TARGET_MAIN_BUSY_8 * 100} %)`, 'RSS MiB', 'peak RSS MiB']
 
 console.log(`\nserver under load (targets: ratio ≥ ${TARGET_RATIO}, /health p99 ≤ ${TARGET_HEALTH_P99_MS} ms; ✗ = missed):`)
 const loads = await withServer({}, 'default', async (server) => await loadAll(server, images))
 printTable(LOAD_HEADERS, images.map((img, i) => loadRow(img.name, loads[i], limits[i]!)))
 console.log('\nCPU during the measured windows (cores busy on average):')
 printTable(CPU_HEADERS, images.map((img, i) => cpuRow(img.name, loads[i], limits[i]!)))
+console.log(`\nmain thread and memory (projection: measured main-thread ms/request × the ${PROJECTED_CORES}-core limit; ✗ = over target):`)
+printTable(MAIN_HEADERS, images.map((img, i) => mainRow(img.name, loads[i], limits[i]!)))
 
 if (measureThreads) {
   // The 1600×1200 image, or the first one BENCH_IMAGES left.
@@ -260,7 +288,10 @@ if (measureThreads) {
     const [load] = await withServer({ WORKERS: String(workers), INTRA_OP_THREADS: String(threads) }, label,
       async (server) => await loadAll(server, [image]))
     const cpu = cpuRow(label, load, limits[index]!)
-    rows.push([...loadRow(label, load, limits[index]!), cpu[1]!, cpu[4]!, cpu[6]!])
+    rows.push([...loadRow(label, load, limits[index]!), cpu[1]!, cpu[4]!, cpu[6]!, f(load?.rss.peak ?? Number.NaN, 0)])
   }
-  printTable([...LOAD_HEADERS.map((h) => h === 'image' ? 'configuration' : h), 'server cores', 'other processes', 'limit work / server CPU'], rows)
+  printTable([...LOAD_HEADERS.map((h) => h === 'image' ? 'configuration' : h), 'server cores', 'other processes', 'limit work / server CPU', 'peak RSS MiB'], rows)
+  // One session per worker: the extra worker's session (weights, prepacked kernels, arenas).
+  const peaks = rows.map((r) => Number(r.at(-1)))
+  if (cores > 1) console.log(`RSS per extra worker ≈ (peak ${cores}×1 − peak 1×${cores}) / ${cores - 1} = ${f((peaks[0]! - peaks[1]!) / (cores - 1), 0)} MiB`)
 }

@@ -1,4 +1,3 @@
-import cors from '@fastify/cors'
 import helmet from '@fastify/helmet'
 import multipart from '@fastify/multipart'
 import rateLimit from '@fastify/rate-limit'
@@ -8,6 +7,8 @@ import { Admission } from './admission.js'
 import type { Config } from './config.js'
 import { AppError } from './errors.js'
 import { Metrics } from './metrics.js'
+import cors from './plugins/cors.js'
+import docs from './plugins/docs.js'
 import draining from './plugins/draining.js'
 import errors from './plugins/errors.js'
 import httpMetrics from './plugins/http-metrics.js'
@@ -16,6 +17,10 @@ import type { Readiness } from './readiness.js'
 import analyzeRoutes from './routes/analyze.js'
 import healthRoutes from './routes/health.js'
 import metricsRoutes from './routes/metrics.js'
+import proxyErrorRoutes from './routes/proxy-errors.js'
+
+// The API's version in the OpenAPI document (package.json's, kept by hand: no JSON import at runtime).
+const API_VERSION = '0.1.0'
 
 export interface AppDeps {
   config: Config
@@ -48,25 +53,29 @@ export function buildApp ({ config, readiness, logger }: AppDeps): FastifyInstan
   app.register(httpMetrics, { metrics })
   app.register(errors, { onError: (code) => metrics.rejected(code) })
   app.register(requestId)
+  app.register(cors, { origins: config.corsOrigins, maxAgeS: config.corsMaxAgeS })
   app.register(draining, { readiness })
   // A JSON API: the defaults that matter are nosniff, no framing, HSTS and no referrer.
-  app.register(helmet, { global: true })
-  app.register(cors, { origin: config.corsOrigins === '*' ? '*' : [...config.corsOrigins], exposedHeaders: ['x-request-id', 'retry-after'] })
+  // Helmet's CSP minus upgrade-insecure-requests: /docs served over plain http (a local run, or
+  // an instance behind a TLS-ending ALB reached directly) must still load its own scripts.
+  app.register(helmet, { global: true, contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } })
   app.register(rateLimit, {
     global: false,
     errorResponseBuilder: (_request, context) => new AppError('RATE_LIMITED',
       `Too many analyses from your address; try again in ${context.after}.`, { retryAfterS: context.ttl / 1000 })
   })
+  app.register(docs, { version: API_VERSION })
   app.register(multipart, { limits: { ...FORM_LIMITS, fileSize: config.maxUploadBytes } })
-  app.register(healthRoutes, { readiness })
+  app.register(healthRoutes, { readiness, threads: config.threads })
   app.register(metricsRoutes, { metrics })
+  app.register(proxyErrorRoutes)
   app.register(analyzeRoutes, {
     readiness,
     metrics,
     admission: new Admission(config.workers + config.queueSize),
     rateLimit: { max: config.rateLimitMax, timeWindow: config.rateLimitWindowMs },
     limits: { maxPixels: config.maxImagePixels, timeoutS: Math.ceil(config.inferenceTimeoutMs / 1000) },
-    uploadStallMs: config.uploadStallMs
+    body: { maxImageBytes: config.maxUploadBytes, stallMs: config.uploadStallMs }
   })
   app.addHook('onClose', async () => {
     // Inferences whose clients left still run in the workers: the pool waits for them (pool.ts).

@@ -2,6 +2,7 @@ import { isIP } from 'node:net'
 import { availableParallelism } from 'node:os'
 import envSchema from 'env-schema'
 import { Type, type Static } from 'typebox'
+import { threadBudget, type ThreadBudget } from './thread-budget.js'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 const SWAP_MODES = ['live', 'restart'] as const
@@ -9,64 +10,65 @@ export type SwapMode = typeof SWAP_MODES[number]
 
 // One schema gives types, defaults, coercion and error messages that name the variable
 // ("env/PORT must be integer"). Names of the seed service are kept (DESIGN.md).
-function envSchemaFor (cores: number) {
-  return Type.Object({
-    PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8000 }),
-    HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
-    MODEL_DIR: Type.String({ minLength: 1, default: './models' }),
-    MODEL_PATH: Type.String({ minLength: 1, default: './models/demo' }),
-    S3_BUCKET: Type.Optional(Type.String({ minLength: 3, maxLength: 63, pattern: '^[a-zA-Z0-9.\\-_]+$' })),
-    S3_MODEL_KEY: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
-    S3_REGION: Type.Optional(Type.String({ minLength: 1 })),
-    AWS_REGION: Type.Optional(Type.String({ minLength: 1 })),
-    S3_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
-    S3_FORCE_PATH_STYLE: Type.Boolean({ default: false }),
-    // Model store (README "S3 model store"). The SDK has no timeouts of its own.
-    S3_CONNECT_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 600, default: 5 }),
-    // No byte for this long (headers or body) aborts the request; it is retried and resumed.
-    S3_STALL_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 20 }),
-    S3_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 20, default: 5 }),
-    S3_RETRY_BASE_MS: Type.Integer({ minimum: 1, maximum: 60000, default: 250 }),
-    // Longest wait between retries, and between boot attempts while S3 stays unusable.
-    S3_RETRY_MAX_S: Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 30 }),
-    // Ranged GETs in flight per file (1 = one stream). Measured (README): on par with one stream
-    // on loopback, 3× faster when one connection is capped (as S3 caps it at 50-100 MB/s).
-    S3_DOWNLOAD_STREAMS: Type.Integer({ minimum: 1, maximum: 32, default: 4 }),
-    S3_PART_SIZE_MB: Type.Integer({ minimum: 1, maximum: 1024, default: 16 }),
-    // Verified model versions kept under MODEL_DIR (the one in use is always kept).
-    MODEL_CACHE_KEEP: Type.Integer({ minimum: 1, maximum: 100, default: 2 }),
-    // Seconds between checks for a new model version (jittered ±20 %); 0 = only on SIGHUP.
-    MODEL_POLL_S: Type.Number({ minimum: 0, maximum: 86400, default: 60 }),
-    // live: warm the new version beside the old one and switch; restart: drain and exit 0.
-    // restart by default: with glibc's malloc, RSS grew ~4 MiB per live swap (README "Swap benchmark").
-    MODEL_SWAP: Type.Enum(SWAP_MODES, { default: 'restart' }),
-    WORKERS: Type.Integer({ minimum: 1, maximum: 256, default: cores }),
-    // ONNX Runtime threads per worker; WORKERS × this should not exceed the cores (README).
-    INTRA_OP_THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
-    // Inference tasks waiting for a worker; beyond it requests get 503 OVERLOADED at once.
-    QUEUE_SIZE: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })),
-    MAX_UPLOAD_MB: Type.Number({ exclusiveMinimum: 0, maximum: 1024, default: 100 }),
-    MAX_IMAGE_PIXELS: Type.Integer({ minimum: 1024, default: 120_000_000 }),
-    REQUEST_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 900 }),
-    INFERENCE_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 30 }),
-    // Above nginx's upstream keepalive_timeout (60 s) so Node never closes a socket nginx reuses.
-    KEEP_ALIVE_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 65 }),
-    // An upload that sends nothing for this long is stopped (408); slow links still trickle.
-    UPLOAD_STALL_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 30 }),
-    // Analyses per client IP per window; generous, since offices share one address.
-    RATE_LIMIT_MAX: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 600 }),
-    RATE_LIMIT_WINDOW_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 60 }),
-    SHUTDOWN_GRACE_S: Type.Number({ minimum: 0, maximum: 86400, default: 30 }),
-    CORS_ORIGINS: Type.String({ default: '*' }),
-    // Who may set X-Forwarded-For: "loopback" trusts nginx on the same host; behind an ALB
-    // also its VPC addresses ("loopback,uniquelocal", .ebextensions). Fastify 5 ignores hop
-    // counts (it cannot verify the peer), so only addresses, CIDRs, names or true/false.
-    TRUST_PROXY: Type.String({ minLength: 1, default: 'loopback' }),
-    LOG_LEVEL: Type.Enum(LOG_LEVELS, { default: 'info' })
-  })
-}
+const ENV_SCHEMA = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8000 }),
+  HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  MODEL_DIR: Type.String({ minLength: 1, default: './models' }),
+  MODEL_PATH: Type.String({ minLength: 1, default: './models/demo' }),
+  S3_BUCKET: Type.Optional(Type.String({ minLength: 3, maxLength: 63, pattern: '^[a-zA-Z0-9.\\-_]+$' })),
+  S3_MODEL_KEY: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+  S3_REGION: Type.Optional(Type.String({ minLength: 1 })),
+  AWS_REGION: Type.Optional(Type.String({ minLength: 1 })),
+  S3_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
+  S3_FORCE_PATH_STYLE: Type.Boolean({ default: false }),
+  // Model store (README "S3 model store"). The SDK has no timeouts of its own.
+  S3_CONNECT_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 600, default: 5 }),
+  // No byte for this long (headers or body) aborts the request; it is retried and resumed.
+  S3_STALL_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 20 }),
+  S3_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 20, default: 5 }),
+  S3_RETRY_BASE_MS: Type.Integer({ minimum: 1, maximum: 60000, default: 250 }),
+  // Longest wait between retries, and between boot attempts while S3 stays unusable.
+  S3_RETRY_MAX_S: Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 30 }),
+  // Ranged GETs in flight per file (1 = one stream). Measured (README): on par with one stream
+  // on loopback, 3× faster when one connection is capped (as S3 caps it at 50-100 MB/s).
+  S3_DOWNLOAD_STREAMS: Type.Integer({ minimum: 1, maximum: 32, default: 4 }),
+  S3_PART_SIZE_MB: Type.Integer({ minimum: 1, maximum: 1024, default: 16 }),
+  // Verified model versions kept under MODEL_DIR (the one in use is always kept).
+  MODEL_CACHE_KEEP: Type.Integer({ minimum: 1, maximum: 100, default: 2 }),
+  // Seconds between checks for a new model version (jittered ±20 %); 0 = only on SIGHUP.
+  MODEL_POLL_S: Type.Number({ minimum: 0, maximum: 86400, default: 60 }),
+  // live: warm the new version beside the old one and switch; restart: drain and exit 0.
+  // restart by default: with glibc's malloc, RSS grew ~4 MiB per live swap (README "Swap benchmark").
+  MODEL_SWAP: Type.Enum(SWAP_MODES, { default: 'restart' }),
+  // Unset: derived from the cores (src/thread-budget.ts, README "Threads").
+  WORKERS: Type.Optional(Type.Integer({ minimum: 1, maximum: 256 })),
+  // ONNX Runtime threads per worker; WORKERS × this should not exceed the cores (README).
+  INTRA_OP_THREADS: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+  // Inference tasks waiting for a worker; beyond it requests get 503 OVERLOADED at once.
+  QUEUE_SIZE: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })),
+  MAX_UPLOAD_MB: Type.Number({ exclusiveMinimum: 0, maximum: 1024, default: 100 }),
+  MAX_IMAGE_PIXELS: Type.Integer({ minimum: 1024, default: 120_000_000 }),
+  REQUEST_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 900 }),
+  INFERENCE_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 30 }),
+  // Above nginx's upstream keepalive_timeout (60 s) so Node never closes a socket nginx reuses.
+  KEEP_ALIVE_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 65 }),
+  // An upload that sends nothing for this long is stopped (408); slow links still trickle.
+  UPLOAD_STALL_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 30 }),
+  // Analyses per client IP per window; generous, since offices share one address.
+  RATE_LIMIT_MAX: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 600 }),
+  RATE_LIMIT_WINDOW_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 60 }),
+  SHUTDOWN_GRACE_S: Type.Number({ minimum: 0, maximum: 86400, default: 30 }),
+  CORS_ORIGINS: Type.String({ default: '*' }),
+  // How long browsers may cache a preflight answer; Chromium caps it at 7200 s, Firefox at 86400.
+  CORS_MAX_AGE_S: Type.Integer({ minimum: 0, maximum: 86400, default: 600 }),
+  // Who may set X-Forwarded-For: "loopback" trusts nginx on the same host; behind an ALB
+  // also its VPC addresses ("loopback,uniquelocal", .ebextensions). Fastify 5 ignores hop
+  // counts (it cannot verify the peer), so only addresses, CIDRs, names or true/false.
+  TRUST_PROXY: Type.String({ minLength: 1, default: 'loopback' }),
+  LOG_LEVEL: Type.Enum(LOG_LEVELS, { default: 'info' })
+})
 
-type Env = Static<ReturnType<typeof envSchemaFor>>
+type Env = Static<typeof ENV_SCHEMA>
 
 export interface S3Config {
   readonly bucket: string
@@ -97,6 +99,8 @@ export interface Config {
   readonly modelSwap: SwapMode
   readonly workers: number
   readonly intraOpThreads: number
+  /** Workers, ONNX Runtime threads, libuv pool and decode threads, from the cores. */
+  readonly threads: ThreadBudget
   readonly queueSize: number
   readonly maxUploadBytes: number
   readonly maxImagePixels: number
@@ -109,6 +113,7 @@ export interface Config {
   readonly rateLimitMax: number
   readonly rateLimitWindowMs: number
   readonly corsOrigins: '*' | readonly string[]
+  readonly corsMaxAgeS: number
   readonly trustProxy: boolean | readonly string[]
   readonly logLevel: string
 }
@@ -124,13 +129,14 @@ const QUEUE_PER_WORKER = 8
 export function loadConfig (env: NodeJS.ProcessEnv, cores = availableParallelism()): Config {
   let raw: Env
   try {
-    raw = envSchema<Env>({ schema: envSchemaFor(cores), data: { ...env }, env: false, dotenv: false })
+    raw = envSchema<Env>({ schema: ENV_SCHEMA, data: { ...env }, env: false, dotenv: false })
   } catch (err) {
     throw new ConfigError(`invalid configuration: ${(err as Error).message}`)
   }
   if ((raw.S3_BUCKET === undefined) !== (raw.S3_MODEL_KEY === undefined)) {
     throw new ConfigError('invalid configuration: S3_BUCKET and S3_MODEL_KEY must be set together')
   }
+  const threads = threadBudget({ cores, workers: raw.WORKERS, intraOpThreads: raw.INTRA_OP_THREADS, uvThreadpoolEnv: env.UV_THREADPOOL_SIZE })
   return Object.freeze({
     port: raw.PORT,
     host: raw.HOST,
@@ -155,9 +161,10 @@ export function loadConfig (env: NodeJS.ProcessEnv, cores = availableParallelism
     }),
     modelPollMs: raw.MODEL_POLL_S * 1000,
     modelSwap: raw.MODEL_SWAP as SwapMode,
-    workers: raw.WORKERS,
-    intraOpThreads: raw.INTRA_OP_THREADS,
-    queueSize: raw.QUEUE_SIZE ?? raw.WORKERS * QUEUE_PER_WORKER,
+    workers: threads.workers,
+    intraOpThreads: threads.intraOpThreads,
+    threads,
+    queueSize: raw.QUEUE_SIZE ?? threads.workers * QUEUE_PER_WORKER,
     maxUploadBytes: Math.floor(raw.MAX_UPLOAD_MB * 1024 * 1024),
     maxImagePixels: raw.MAX_IMAGE_PIXELS,
     requestTimeoutMs: raw.REQUEST_TIMEOUT_S * 1000,
@@ -168,6 +175,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, cores = availableParallelism
     rateLimitMax: raw.RATE_LIMIT_MAX,
     rateLimitWindowMs: raw.RATE_LIMIT_WINDOW_S * 1000,
     corsOrigins: parseOrigins(raw.CORS_ORIGINS),
+    corsMaxAgeS: raw.CORS_MAX_AGE_S,
     trustProxy: parseTrustProxy(raw.TRUST_PROXY),
     logLevel: raw.LOG_LEVEL
   })

@@ -47,6 +47,9 @@ export interface ErrorReply {
   body: ErrorBody
 }
 
+/** The three request forms the analyze routes take (README "Request forms"). */
+export const SEND_AS = 'Send the image as multipart/form-data (a file part "image"), as JSON {"image": "<base64>"}, or as a raw image/* body.'
+
 // Errors thrown by Fastify, @fastify/multipart and Piscina, mapped to our codes. Messages
 // for these are ours: theirs name internals ("FST_…", "busboy") that a user cannot act on.
 const FOREIGN_CODES: Record<string, { code: ErrorCode, message?: string }> = {
@@ -55,8 +58,8 @@ const FOREIGN_CODES: Record<string, { code: ErrorCode, message?: string }> = {
   FST_PARTS_LIMIT: { code: 'PAYLOAD_TOO_LARGE', message: 'The form has too many parts; send one image.' },
   FST_FILES_LIMIT: { code: 'PAYLOAD_TOO_LARGE', message: 'The form has too many files; send one image.' },
   FST_FIELDS_LIMIT: { code: 'PAYLOAD_TOO_LARGE', message: 'The form has too many fields; send one image.' },
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'Send the image as multipart/form-data.' },
-  FST_INVALID_MULTIPART_CONTENT_TYPE: { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'Send the image as multipart/form-data.' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'UNSUPPORTED_MEDIA_TYPE', message: SEND_AS },
+  FST_INVALID_MULTIPART_CONTENT_TYPE: { code: 'UNSUPPORTED_MEDIA_TYPE', message: SEND_AS },
   FST_PROTO_VIOLATION: { code: 'BAD_REQUEST' },
   FST_NO_FORM_DATA: { code: 'BAD_REQUEST' },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: 'BAD_REQUEST', message: 'The Content-Length header does not match the body.' },

@@ -2,6 +2,7 @@
 // The only module that reads the environment, touches the disk or network, and listens.
 import { buildApp } from './app.js'
 import { loadConfig, type Config, type ConfigError } from './config.js'
+import { setDecodeThreads } from './imaging/preprocess.js'
 import { startEngine } from './inference/engine.js'
 import { ModelSwapper } from './inference/swap.js'
 import { backoffDelay, sleep } from './models/backoff.js'
@@ -20,6 +21,7 @@ try {
   process.exit(1)
 }
 
+setDecodeThreads(config.threads.decodeThreads)
 const readiness = new Readiness()
 const app = buildApp({ config, readiness })
 if (config.s3 !== undefined) readiness.store = new StoreCounters()
@@ -36,6 +38,12 @@ const swapper = new ModelSwapper({
   log: app.log
 })
 const watcher = new Watcher({ intervalMs: config.modelPollMs, check: async () => await swapper.check() })
+
+{
+  const { warnings, ...threads } = config.threads
+  app.log.info({ threads }, 'thread budget')
+  for (const warning of warnings) app.log.warn(`thread budget: ${warning}`)
+}
 
 async function boot (): Promise<void> {
   readiness.starting('loading the model', undefined, 'loading')

@@ -9,11 +9,14 @@ t.test('defaults follow DESIGN.md', async (t) => {
   t.equal(c.modelPath, './models/demo')
   t.equal(c.s3, undefined)
   t.equal(c.workers, 6, 'WORKERS defaults to the available cores')
+  t.equal(c.intraOpThreads, 1)
+  t.match(c.threads, { cores: 6, workers: 6, intraOpThreads: 1, uvThreadpool: 4, decodeThreads: 1 })
   t.equal(c.queueSize, 48)
   t.equal(c.maxUploadBytes, 100 * 1024 * 1024)
   t.equal(c.maxImagePixels, 120_000_000)
   t.equal(c.requestTimeoutMs, 900_000)
   t.equal(c.corsOrigins, '*')
+  t.equal(c.corsMaxAgeS, 600)
   t.equal(c.logLevel, 'info')
   t.ok(Object.isFrozen(c))
 })
@@ -22,8 +25,9 @@ t.test('values are coerced from strings', async (t) => {
   const c = loadConfig({
     PORT: '9001', WORKERS: '3', MAX_UPLOAD_MB: '2.5', S3_BUCKET: 'models-bucket', S3_MODEL_KEY: 'a/b/model.onnx',
     S3_FORCE_PATH_STYLE: 'true', S3_ENDPOINT: 'http://127.0.0.1:9000', AWS_REGION: 'eu-west-1',
-    CORS_ORIGINS: 'https://a.example, http://localhost:3000', QUEUE_SIZE: '5'
+    CORS_ORIGINS: 'https://a.example, http://localhost:3000', QUEUE_SIZE: '5', CORS_MAX_AGE_S: '0'
   }, 2)
+  t.equal(c.corsMaxAgeS, 0, 'browsers do not cache preflights')
   t.equal(c.port, 9001)
   t.equal(c.workers, 3)
   t.equal(c.queueSize, 5)
@@ -46,7 +50,10 @@ t.test('a bad value fails with a message naming the variable', async (t) => {
     [{ S3_FORCE_PATH_STYLE: 'maybe' }, /S3_FORCE_PATH_STYLE must be boolean/],
     [{ S3_ENDPOINT: 'localhost:9000' }, /S3_ENDPOINT must match pattern/],
     [{ S3_BUCKET: 'only-bucket' }, /S3_BUCKET and S3_MODEL_KEY must be set together/],
-    [{ CORS_ORIGINS: 'example.com' }, /CORS_ORIGINS entry "example.com"/]
+    [{ CORS_ORIGINS: 'example.com' }, /CORS_ORIGINS entry "example.com"/],
+    [{ CORS_MAX_AGE_S: 'ten' }, /CORS_MAX_AGE_S must be integer/],
+    [{ CORS_MAX_AGE_S: '-1' }, /CORS_MAX_AGE_S must be >= 0/],
+    [{ CORS_MAX_AGE_S: '90000' }, /CORS_MAX_AGE_S must be <= 86400/]
   ]
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
@@ -110,4 +117,12 @@ t.test('model watch and swap: defaults, units and messages naming the variable',
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
   }
+})
+
+t.test('the thread budget takes WORKERS, INTRA_OP_THREADS and the UV_THREADPOOL_SIZE the process started with', async (t) => {
+  const c = loadConfig({ WORKERS: '3', INTRA_OP_THREADS: '2', UV_THREADPOOL_SIZE: '8' }, 8)
+  t.equal(c.workers, 3)
+  t.equal(c.intraOpThreads, 2)
+  t.equal(c.queueSize, 24, 'the queue follows the workers')
+  t.match(c.threads, { cores: 8, workers: 3, intraOpThreads: 2, uvThreadpool: 8, warnings: [/= 6 threads of inference on 8 cores/] })
 })

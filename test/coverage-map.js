@@ -11,6 +11,6 @@ const NOT_COUNTED = [/^src\/inference\/worker\.ts$/, /^src\/convert\/convert-wor
 
 const files = readdirSync('src', { recursive: true })
   .map((f) => `src/${String(f).replaceAll('\\', '/')}`)
-  .filter((f) => f.endsWith('.ts') && !NOT_COUNTED.some((re) => re.test(f)))
+  .filter((f) => (f.endsWith('.ts') || f.endsWith('.cts')) && !NOT_COUNTED.some((re) => re.test(f)))
 
 export default () => files

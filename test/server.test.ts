@@ -1,5 +1,6 @@
 // The built server as it runs in production: spawned, on the demo model, over HTTP, then SIGTERM.
 import { request } from 'node:http'
+import { availableParallelism } from 'node:os'
 import t from 'tap'
 import * as img from './fixtures/images.js'
 import { form } from './helpers/app.js'
@@ -61,4 +62,24 @@ t.test('a request that outlives SHUTDOWN_GRACE_S does not keep the process alive
   t.same(await server.exited, { code: 1, signal: null })
   t.match(server.output(), /grace period over/)
   req.destroy()
+})
+
+t.test('the thread budget follows the cores the process may use, and the Procfile\'s preload sizes libuv', async (t) => {
+  const cores = availableParallelism()
+  for (const [cpus, expected] of [['0', 1], [`0-${cores - 1}`, cores]] as const) {
+    const server = await spawnServer(t, {}, { cpus })
+    const health = (await waitReady(server.url)).at(-1)!.body as { workers: number, threads: Record<string, unknown> }
+    t.equal(health.workers, expected, `taskset -c ${cpus}: ${expected} workers`)
+    t.same(health.threads, { cores: expected, workers: expected, intraOpThreads: 1, uvThreadpool: Math.max(4, expected), decodeThreads: 1, warnings: [] },
+      'libuv was sized by dist/preload.cjs before the server ran; nothing to warn about')
+    t.match(server.output(), new RegExp(`"threads":\\{"cores":${expected},"workers":${expected},`), 'the budget is logged at boot')
+    server.child.kill('SIGTERM')
+    t.same(await server.exited, { code: 0, signal: null })
+  }
+  const crowded = await spawnServer(t, { WORKERS: '2' }, { cpus: '0' })
+  const health = (await waitReady(crowded.url)).at(-1)!.body as { threads: { warnings: string[] } }
+  t.match(health.threads.warnings, [/= 2 threads of inference on 1 cores: they take turns/], 'an oversubscribed budget is shown in /health…')
+  t.match(crowded.output(), /"level":40,.*"msg":"thread budget: WORKERS × INTRA_OP_THREADS = 2 threads of inference on 1 cores/, '…and logged as a warning')
+  crowded.child.kill('SIGTERM')
+  t.same(await crowded.exited, { code: 0, signal: null })
 })

@@ -5,6 +5,11 @@ import type { ImageFormat } from './sniff.js'
 // Every upload is new: libvips' operation cache would only hold memory (up to 50 MB) for nothing.
 sharp.cache(false)
 
+/** libvips threads per decode (the thread budget decides: src/thread-budget.ts). */
+export function setDecodeThreads (threads: number): void {
+  sharp.concurrency(threads)
+}
+
 export interface DecodeLimits {
   maxPixels: number
   /** libvips stops work on one image after this long (decompression-bomb and slow-path guard). */

@@ -19,6 +19,8 @@ export const ManifestSchema = Type.Object({
   file: FileName,
   sha256: Type.Optional(Type.Record(Type.String(), Hex64)),
   demo: Type.Optional(Type.Boolean()),
+  // The publisher's own figure, passed through as declared (the v6 answer's model_info).
+  accuracy: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
   input: Type.Object({
     name: Type.String({ minLength: 1 }),
     layout: Type.Enum(['NCHW', 'NHWC']),
@@ -47,6 +49,8 @@ export interface ModelSpec {
   file: string
   sha256: Readonly<Record<string, string>>
   demo: boolean
+  /** Accuracy in 0..1 as the manifest declares it; never measured here. */
+  accuracy?: number
   input: TensorSpec & { name: string }
   output: { name: string, activation: Activation }
   labels: readonly string[]
@@ -88,6 +92,7 @@ export function parseManifest (text: string): ModelSpec {
     file: m.file,
     sha256: Object.freeze({ ...m.sha256 }),
     demo: m.demo === true,
+    ...(m.accuracy === undefined ? {} : { accuracy: m.accuracy }),
     input: {
       name: m.input.name,
       layout: m.input.layout as TensorSpec['layout'],

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import type { Readiness } from '../readiness.js'
+import type { ThreadBudget } from '../thread-budget.js'
 import { ModelInfo } from '../schemas.js'
 
 // The S3 model store's counters (src/models/counters.ts); absent without S3.
@@ -13,6 +14,16 @@ const StoreStats = Type.Object({
   lastDownload: Type.Optional(Type.Object({ bytes: Type.Integer(), durationMs: Type.Number(), mbPerS: Type.Number() }))
 })
 
+// How the cores are divided (src/thread-budget.ts), so an undersized pool is never silent.
+const Threads = Type.Object({
+  cores: Type.Integer(),
+  workers: Type.Integer(),
+  intraOpThreads: Type.Integer(),
+  uvThreadpool: Type.Integer(),
+  decodeThreads: Type.Integer(),
+  warnings: Type.Array(Type.String())
+})
+
 const Ready = Type.Object({
   status: Type.Literal('ok'),
   model: ModelInfo,
@@ -20,6 +31,7 @@ const Ready = Type.Object({
   /** Workers replaced after a crash since boot (the pool stays at `workers`). */
   workerRestarts: Type.Integer(),
   uptimeS: Type.Number(),
+  threads: Threads,
   store: Type.Optional(StoreStats)
 })
 
@@ -36,10 +48,10 @@ const NotReady = Type.Object({
 export const HEALTH_PATHS = ['/health', '/api/health'] as const
 
 // Load balancers poll these; they answer from memory and never touch the pool.
-const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness }> = async (app, { readiness }) => {
+const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness, threads: ThreadBudget }> = async (app, { readiness, threads }) => {
   // /api/health is the path the team's Elastic Beanstalk check and frontend used: the same answer.
   for (const url of HEALTH_PATHS) {
-    app.get(url, { schema: { response: { 200: Ready, 503: NotReady } }, logLevel: 'warn' }, readinessHandler)
+    app.get(url, { schema: { summary: 'Readiness: 200 once the model is loaded and the workers are warm', response: { 200: Ready, 503: NotReady } }, logLevel: 'warn' }, readinessHandler)
   }
 
   async function readinessHandler (_request: FastifyRequest, reply: FastifyReply) {
@@ -56,12 +68,13 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness }> = async 
       workers: engine.pool.workers,
       workerRestarts: engine.pool.stats().restarts,
       uptimeS: Math.round((Date.now() - readiness.startedAt) / 100) / 10,
+      threads,
       store: readiness.store?.snapshot()
     }
   }
 
   app.get('/health/live', {
-    schema: { response: { 200: Type.Object({ status: Type.Literal('alive') }) } },
+    schema: { summary: 'Liveness: 200 whenever the process serves HTTP', response: { 200: Type.Object({ status: Type.Literal('alive') }) } },
     logLevel: 'warn'
   }, async () => ({ status: 'alive' as const }))
 }

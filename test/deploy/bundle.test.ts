@@ -43,7 +43,7 @@ async function readZip (path: string): Promise<ZipEntry[]> {
 // What Elastic Beanstalk's Node.js platform on Amazon Linux 2023 needs at the bundle root.
 const REQUIRED = [
   'Procfile', 'package.json', 'package-lock.json',
-  'dist/server.js', 'dist/app.js', 'dist/inference/worker.js',
+  'dist/server.js', 'dist/preload.cjs', 'dist/app.js', 'dist/inference/worker.js',
   '.ebextensions/01-instances.config', '.ebextensions/02-load-balancer.config',
   '.platform/nginx/nginx.conf', '.platform/nginx/conf.d/elasticbeanstalk/00_application.conf',
   'models/demo/manifest.json', 'models/demo/model.onnx'
@@ -82,7 +82,7 @@ t.test('npm run bundle builds a zip EB can use', async (t) => {
   t.ok(entries.every((e) => e.madeBy === 3 && e.mode === 0o100644), 'Unix regular files, mode 0644')
 
   const byName = new Map(entries.map((e) => [e.name, e.data]))
-  t.equal(byName.get('Procfile')?.toString(), 'web: node --enable-source-maps --initial-old-space-size=256 dist/server.js\n', 'starts the build, never builds at boot')
+  t.equal(byName.get('Procfile')?.toString(), 'web: node --require ./dist/preload.cjs --enable-source-maps --initial-old-space-size=256 dist/server.js\n', 'starts the build, never builds at boot')
   for (const file of ['nginx.conf', 'conf.d/elasticbeanstalk/00_application.conf']) {
     t.same(byName.get(`.platform/nginx/${file}`), await readFile(join(REPO_ROOT, 'nginx', file)), `.platform/nginx/${file} is nginx/${file}`)
   }

@@ -22,11 +22,16 @@ t.test('Dockerfile', async (t) => {
   t.match(text, /^USER node$/m)
   t.match(text, /^EXPOSE 8000$/m)
   t.match(text, /^HEALTHCHECK .*\n.*fetch\(.*\/health\/live/m, 'HEALTHCHECK on liveness with Node\'s fetch')
-  t.match(text, /^CMD \["node", "--enable-source-maps", "--initial-old-space-size=256", "dist\/server\.js"\]$/m)
 })
 
-t.test('Procfile starts the build, the same command as the image', async (t) => {
-  t.equal(await read('Procfile'), 'web: node --enable-source-maps --initial-old-space-size=256 dist/server.js\n')
+t.test('Procfile starts the build with the thread-pool preload, the same command as the image', async (t) => {
+  const procfile = await read('Procfile')
+  t.equal(procfile, 'web: node --require ./dist/preload.cjs --enable-source-maps --initial-old-space-size=256 dist/server.js\n')
+  const cmd = /^CMD (\[.*\])$/m.exec(await read('Dockerfile'))
+  t.ok(cmd, 'the image has a CMD')
+  t.equal((JSON.parse(cmd![1]!) as string[]).join(' '), procfile.replace(/^web: /, '').trim(), 'CMD = Procfile')
+  const start = (JSON.parse(await read('package.json')) as { scripts: { start: string } }).scripts.start
+  t.equal(start, procfile.replace(/^web: /, '').trim(), 'npm start = Procfile')
 })
 
 t.test('.dockerignore keeps local state out of the build context', async (t) => {

@@ -1,10 +1,12 @@
 // The repository's nginx config, run by a real nginx in front of the real app on loopback ports.
+import { readdir, readFile } from 'node:fs/promises'
 import { request } from 'node:http'
+import { join } from 'node:path'
 import t from 'tap'
 import { jpeg } from '../fixtures/images.js'
 import { form } from '../helpers/app.js'
 import { SKIN_LABELS } from '../helpers/model.js'
-import { appBehindNginx, freePort, startNginx, type Echo } from '../helpers/nginx.js'
+import { appBehindNginx, freePort, NGINX_SOURCE, startNginx, type Echo } from '../helpers/nginx.js'
 
 const MiB = 2 ** 20
 const ANALYZE = '/api/v2/analyze/guest'
@@ -23,7 +25,7 @@ function paddedJpeg (base: Buffer, size: number): Buffer {
  * read even if nginx stops reading the body early, as it does for a 413.
  */
 async function send (url: string, o: { method?: string, headers?: Record<string, string>, body?: Buffer, chunked?: boolean } = {}) {
-  return await new Promise<{ status: number, headers: Record<string, unknown>, body: string }>((resolve, reject) => {
+  return await new Promise<{ status: number, headers: Record<string, unknown>, raw: string[], body: string }>((resolve, reject) => {
     // Without a Content-Length node:http sends the body chunked, as an ALB may for an HTTP/2 client.
     const length = o.body === undefined || o.chunked === true ? {} : { 'content-length': String(o.body.length) }
     const headers = { ...o.headers, ...length }
@@ -31,7 +33,7 @@ async function send (url: string, o: { method?: string, headers?: Record<string,
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (d: string) => { text += d })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, raw: res.rawHeaders, body: text }))
     })
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err)
@@ -148,4 +150,44 @@ t.test('nginx\'s 504 is JSON in the API\'s shape (read timeout shortened for the
   t.equal(res.status, 504)
   t.match(res.headers.get('content-type'), /^application\/json/)
   t.match(await res.json(), { success: false, error: { code: 'GATEWAY_TIMEOUT' }, message: /did not finish/, requestId: 'slow-1' })
+})
+
+/** Every value of one header as sent (a repeated header stays repeated). */
+const all = (raw: string[], name: string) => raw.filter((_, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === name)
+
+t.test('CORS through nginx: preflights pass through, one Allow-Origin, nginx\'s 413 readable by the page', async (t) => {
+  const site = 'https://www.shineskincollective.com'
+  const { nginx } = await appBehindNginx(t, { env: { CORS_ORIGINS: `${site},http://localhost:3000`, CORS_MAX_AGE_S: '321' } })
+  const preflight = await send(`${nginx.url}${ANALYZE}`, {
+    method: 'OPTIONS', headers: { origin: site, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' }
+  })
+  t.equal(preflight.status, 204, 'OPTIONS reaches the app and its answer comes back')
+  t.same(all(preflight.raw, 'access-control-allow-origin'), [site])
+  t.same(all(preflight.raw, 'access-control-allow-headers'), ['Content-Type, Authorization, X-Requested-With, Accept, Origin, Cache-Control, X-Request-Id'])
+  t.same(all(preflight.raw, 'access-control-max-age'), ['321'])
+  t.match(all(preflight.raw, 'access-control-allow-methods')[0], /POST/)
+
+  const photo = (await jpeg({ width: 64, height: 64 })).toString('base64')
+  const answers = [
+    ['analysis', await send(`${nginx.url}${ANALYZE}`, { method: 'POST', headers: { origin: site, 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify({ image: photo })) }), 200],
+    ['an app error', await send(`${nginx.url}${ANALYZE}`, { method: 'POST', headers: { origin: site, 'content-type': 'application/json' }, body: Buffer.from('{"image":"!"}') }), 400],
+    ['health', await send(`${nginx.url}/api/health`, { headers: { origin: site } }), 200],
+    ['nginx\'s 413', await send(`${nginx.url}${ANALYZE}`, { method: 'POST', headers: { origin: site, 'content-type': 'image/jpeg', 'x-request-id': 'big-cors' }, body: Buffer.alloc(101 * MiB) }), 413],
+    ['nginx\'s 413, chunked', await send(`${nginx.url}${ANALYZE}`, { method: 'POST', chunked: true, headers: { origin: site, 'content-type': 'image/jpeg' }, body: Buffer.alloc(101 * MiB) }), 413]
+  ] as const
+  for (const [name, res, status] of answers) {
+    t.equal(res.status, status, `${name}: ${res.body.slice(0, 200)}`)
+    t.same(all(res.raw, 'access-control-allow-origin'), [site], `${name}: exactly one Allow-Origin`)
+    t.match(all(res.raw, 'vary').join(','), /Origin/i, `${name}: Vary: Origin`)
+  }
+  t.match(JSON.parse(answers[3][1].body), { success: false, error: { code: 'PAYLOAD_TOO_LARGE', message: 'The upload is larger than 100 MB; send a smaller image.' }, requestId: 'big-cors' })
+  const stranger = await send(`${nginx.url}${ANALYZE}`, { method: 'POST', headers: { origin: 'https://evil.example', 'content-type': 'image/jpeg' }, body: Buffer.alloc(101 * MiB) })
+  t.equal(stranger.status, 413)
+  t.same(all(stranger.raw, 'access-control-allow-origin'), [], 'CORS_ORIGINS decides, also for nginx\'s 413')
+})
+
+t.test('the nginx config writes no CORS header of its own', async (t) => {
+  const files = (await readdir(NGINX_SOURCE, { recursive: true })).filter((f) => f.endsWith('.conf'))
+  t.ok(files.length >= 2)
+  for (const f of files) t.notMatch(await readFile(join(NGINX_SOURCE, f), 'utf8'), /^\s*(add_header|more_set_headers)\s+["']?access-control/im, f)
 })

@@ -10,6 +10,7 @@ import t from 'tap'
 import { jpeg } from '../fixtures/images.js'
 import { writeTinyBundle } from '../helpers/model.js'
 import { REPO_ROOT } from '../helpers/nginx.js'
+import { serverNodeArgs } from '../../scripts/server-node-args.js'
 
 interface LogLine { msg?: string, [key: string]: unknown }
 
@@ -27,7 +28,7 @@ t.test('SIGTERM drains an in-flight upload, refuses new connections and exits 0'
   const dir = t.testdir()
   const bundle = await writeTinyBundle(join(dir, 'model'))
 
-  const child = spawn(process.execPath, ['--enable-source-maps', server], {
+  const child = spawn(process.execPath, [...serverNodeArgs(REPO_ROOT), server], {
     cwd: REPO_ROOT,
     // A clean environment: nothing from this shell (S3 settings, tap's loaders) leaks in.
     env: {

@@ -1,8 +1,10 @@
-// Runs the built server (`node dist/server.js`) as a child process, as Procfile and Docker do.
+// Runs the built server (`node dist/server.js`, with the Procfile's flags) as a child process, as
+// Elastic Beanstalk and Docker do.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
+import { serverNodeArgs } from '../../scripts/server-node-args.js'
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SERVER = fileURLToPath(new URL('../../dist/server.js', import.meta.url))
@@ -15,11 +17,18 @@ export interface SpawnedServer {
   exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
 }
 
-export async function spawnServer (t: Test, env: Record<string, string> = {}): Promise<SpawnedServer> {
+export interface SpawnOptions {
+  /** Pins the process to these CPUs with `taskset -c` and leaves WORKERS to the thread budget. */
+  cpus?: string
+}
+
+export async function spawnServer (t: Test, env: Record<string, string> = {}, { cpus }: SpawnOptions = {}): Promise<SpawnedServer> {
   if (!existsSync(SERVER)) throw new Error('dist/server.js is missing: run `npm run build` (npm test does)')
-  const child = spawn(process.execPath, ['--enable-source-maps', SERVER], {
+  const node = [process.execPath, ...serverNodeArgs(ROOT), SERVER]
+  const [command, ...args] = cpus === undefined ? node : ['taskset', '-c', cpus, ...node]
+  const child = spawn(command!, args, {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', HOST: '127.0.0.1', WORKERS: '2', LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', HOST: '127.0.0.1', ...(cpus === undefined ? { WORKERS: '2' } : {}), LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let output = ''

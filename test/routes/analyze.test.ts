@@ -110,13 +110,14 @@ function corruptPngCrc (png: Buffer): Buffer {
   return out
 }
 
-t.test('requests that are not a multipart image', async (t) => {
+t.test('requests that are not an image in one of the accepted forms', async (t) => {
   const { app } = await testApp(t)
   const fieldsOnly = new FormData()
   fieldsOnly.append('image', 'not a file')
   const cases: Array<[string, InjectOptions, number, string]> = [
     ['a form without a file part', { method: 'POST', url: URL_, payload: fieldsOnly }, 400, 'NO_IMAGE'],
-    ['json', { method: 'POST', url: URL_, payload: { image: 'base64...' } }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['json whose image is not base64', { method: 'POST', url: URL_, payload: { image: 'base64...' } }, 400, 'BAD_REQUEST'],
+    ['text/plain', { method: 'POST', url: URL_, headers: { 'content-type': 'text/plain' }, payload: 'hello' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
     ['no body', { method: 'POST', url: URL_ }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
     ['malformed multipart', {
       method: 'POST', url: URL_, headers: { 'content-type': 'multipart/form-data; boundary=XYZ' },

@@ -21,13 +21,14 @@ t.test('503 starting until the model is loaded, with the reason and download pro
 })
 
 t.test('200 with model info once every worker is warm', async (t) => {
-  const { app } = await testApp(t)
+  const { app, config } = await testApp(t)
   const res = await app.inject('/health')
   t.equal(res.statusCode, 200)
   const body = res.json()
   t.match(body, { status: 'ok', model: { name: 'tiny-test', version: 'test-1', format: 'onnx', source: 'local', demo: false, warnings: [] }, workers: 2, workerRestarts: 0 })
   t.type(body.uptimeS, 'number')
   t.equal(res.headers['cache-control'], 'no-store')
+  t.same(body.threads, config.threads, 'the thread budget, warnings included')
 })
 
 t.test('a demo bundle is marked as such', async (t) => {

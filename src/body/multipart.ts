@@ -1,12 +1,10 @@
 import type { Readable } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
 import { AppError } from '../errors.js'
+import { stalled } from './stream.js'
 
 // Browsers name the file part "image" or similar; busboy does not limit names in multipart.
 const MAX_FIELD_NAME = 200
-
-const stalled = (stallMs: number) =>
-  new AppError('REQUEST_TIMEOUT', `No data arrived for ${stallMs / 1000} s; the upload was stopped.`)
 
 async function readAll (stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = []
