@@ -63,8 +63,9 @@ export function watchLocal (store: ModelStore, modelPath: string): WatchedSource
       return { identity, version: await manifestVersion(await bundleDir(modelPath)) ?? identity }
     },
     async resolve (onProgress, onConverting, options) {
-      // Taken before reading, so a change made while this version loads is seen by the next check.
-      const identity = await localIdentity(modelPath)
+      // Taken before reading, so a change made while this version loads is seen by the next
+      // check. A path that is missing is the store's to explain (its message names the path).
+      const identity = await localIdentity(modelPath).catch(() => '')
       return { bundle: await store.resolve(onProgress, onConverting, options), identity }
     }
   }

@@ -37,6 +37,9 @@ t.test('a local bundle: the identity follows every file, not dot files; the vers
   const { rm } = await import('node:fs/promises')
   await rm(bare.manifestPath)
   t.equal((await watchLocal(localStore(bare.dir, dir), bare.modelPath).probe()).version, await localIdentity(bare.dir), 'no manifest')
+
+  const missing = join(dir, 'nowhere')
+  await t.rejects(watchLocal(localStore(missing, dir), missing).resolve(), { message: `model path ${missing} does not exist` }, 'the store names a missing path')
 })
 
 t.test('S3: the probe is HEADs, the version the one push recorded; resolve names the version folder it served', async (t) => {
