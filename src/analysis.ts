@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto'
 import { AppError } from './errors.js'
 import { decodeImage, type DecodeLimits } from './imaging/preprocess.js'
 import { sniffFormat, type ImageFormat } from './imaging/sniff.js'
-import { inputDims, toTensor } from './imaging/tensor.js'
 import type { Engine } from './inference/engine.js'
 import { toPredictions, type Prediction } from './inference/postprocess.js'
 
@@ -42,9 +41,9 @@ export async function analyzeImage (
   if (bytes.length === 0) throw new AppError('NO_IMAGE', 'The image file is empty.')
   const format = sniffFormat(bytes)
   const decoded = await decodeImage(bytes, format, spec.input, limits)
-  const tensor = toTensor(decoded.rgb, spec.input)
   const t1 = performance.now()
-  const output = await engine.pool.infer(tensor, inputDims(spec.input), signal)
+  // The worker builds the tensor from the pixels (pool.ts): nothing per pixel on the main thread.
+  const output = await engine.pool.inferPixels(decoded.rgb, spec.input, signal)
   const t2 = performance.now()
   const predictions = toPredictions(output.data, spec.labels, spec.output.activation)
   const total = ms(t0, performance.now())

@@ -1,5 +1,6 @@
 import { Piscina } from 'piscina'
 import { AppError } from '../errors.js'
+import type { TensorSpec } from '../imaging/tensor.js'
 import type { TensorMetadata } from '../models/manifest.js'
 import { Dispatcher } from './dispatcher.js'
 import type { InferResult, InferTask, WorkerInit } from './protocol.js'
@@ -43,6 +44,8 @@ export interface PoolStats {
 export interface InferencePool {
   readonly workers: number
   infer: (data: Float32Array, dims: number[], signal?: AbortSignal) => Promise<InferenceOutput>
+  /** The same for a decoded photo: the worker turns its pixels into the tensor (toTensor). */
+  inferPixels: (rgb: Uint8Array, spec: TensorSpec, signal?: AbortSignal) => Promise<InferenceOutput>
   describe: () => Promise<ModelIO>
   /**
    * Runs one inference on every worker, so each has its session loaded and its kernels warm;
@@ -68,6 +71,16 @@ export const POOL_CLOSED_MESSAGE = 'The model is being replaced or the server is
 /* c8 ignore next: the .js branch runs only in the built server (covered by the spawned smoke test) */
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
 
+// Tensors and pixels move to the worker without a copy; describe carries nothing.
+const transferable = (task: InferTask): ArrayBuffer[] =>
+  task.kind === 'describe' ? [] : [(task.kind === 'pixels' ? task.rgb : task.data).buffer as ArrayBuffer]
+
+// The worker answers 'infer' and 'pixels' tasks with an 'infer' result (protocol.ts).
+function inferenceOutput (result: InferResult): InferenceOutput {
+  const r = result as Extract<InferResult, { kind: 'infer' }>
+  return { data: r.data, dims: r.dims, threadId: r.threadId, runMs: r.runMs }
+}
+
 export function createPool (options: PoolOptions): InferencePool {
   const { workers, maxQueue, timeoutMs, closeTimeoutMs = 30_000, ...init } = options
   const piscina = new Piscina<InferTask, InferResult>({
@@ -91,7 +104,7 @@ export function createPool (options: PoolOptions): InferencePool {
     concurrency: workers,
     maxWaiting: maxQueue,
     timeoutMs,
-    start: async (task) => await piscina.run(task, { transferList: task.kind === 'describe' ? [] : [task.data.buffer as ArrayBuffer] })
+    start: async (task) => await piscina.run(task, { transferList: transferable(task) })
   })
   const run = async (task: InferTask, signal?: AbortSignal) => await dispatcher.run(task, signal)
 
@@ -109,9 +122,11 @@ export function createPool (options: PoolOptions): InferencePool {
   return {
     workers,
     async infer (data, dims, signal) {
-      // The worker answers each task kind with the same kind (protocol.ts).
-      const result = await run({ kind: 'infer', data, dims }, signal) as Extract<InferResult, { kind: 'infer' }>
-      return { data: result.data, dims: result.dims, threadId: result.threadId, runMs: result.runMs }
+      return inferenceOutput(await run({ kind: 'infer', data, dims }, signal))
+    },
+    async inferPixels (rgb, spec, signal) {
+      // A copy of exactly these bytes (sharp's buffer may not be detachable) is sent without another.
+      return inferenceOutput(await run({ kind: 'pixels', rgb: Uint8Array.prototype.slice.call(rgb), spec }, signal))
     },
     async describe () {
       const result = await run({ kind: 'describe' }) as Extract<InferResult, { kind: 'describe' }>

@@ -1,3 +1,4 @@
+import type { TensorSpec } from '../imaging/tensor.js'
 import type { TensorMetadata } from '../models/manifest.js'
 
 /** What a worker is started with (Piscina's workerData). */
@@ -13,6 +14,9 @@ export interface WorkerInit {
 
 export type InferTask =
   | { kind: 'infer', data: Float32Array, dims: number[] }
+  // A decoded photo (8-bit RGB, the model's input size): the worker builds the tensor, which
+  // keeps that work off the main thread and sends a quarter of the bytes.
+  | { kind: 'pixels', rgb: Uint8Array, spec: TensorSpec }
   | { kind: 'describe' }
   | { kind: 'crash', data: Float32Array, dims: number[] }
 

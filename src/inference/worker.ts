@@ -3,6 +3,7 @@
 import { threadId } from 'node:worker_threads'
 import * as ort from 'onnxruntime-node'
 import { workerData } from 'piscina'
+import { inputDims, toTensor } from '../imaging/tensor.js'
 import type { InferTask, InferResult, WorkerInit } from './protocol.js'
 
 const init = workerData as WorkerInit
@@ -23,7 +24,10 @@ export default async function infer (task: InferTask): Promise<InferResult> {
   // Only pools built by tests enable this; it stands in for a native crash or an OOM kill.
   if (task.kind === 'crash' && init.testHooks === true) process.exit(70)
   const started = performance.now()
-  const feeds = { [inputName]: new ort.Tensor('float32', task.data, task.dims) }
+  const input = task.kind === 'pixels'
+    ? new ort.Tensor('float32', toTensor(task.rgb, task.spec), inputDims(task.spec))
+    : new ort.Tensor('float32', task.data, task.dims)
+  const feeds = { [inputName]: input }
   const output = (await session.run(feeds, [outputName]))[outputName]
   // The output is a few floats: copying it back costs less than arranging a transfer.
   return { kind: 'infer', threadId, runMs: performance.now() - started, data: output?.data as Float32Array, dims: [...(output?.dims ?? [])] }

@@ -2,10 +2,12 @@ import t, { type Test } from 'tap'
 import { buildTinyClassifier } from '../../scripts/onnx-builder.js'
 import { writeBundle } from '../../scripts/bundle-writer.js'
 import { classifyError } from '../../src/errors.js'
+import { toTensor, type TensorSpec } from '../../src/imaging/tensor.js'
 import { createPool, POOL_CLOSED_MESSAGE, type PoolOptions } from '../../src/inference/pool.js'
 import { SLOW_SIZE, writeSlowBundle, writeTinyBundle, TINY_SIZE } from '../helpers/model.js'
 
 const dims = [1, 3, TINY_SIZE, TINY_SIZE]
+const rgbOf = (spec: TensorSpec) => new Uint8Array(3 * spec.width * spec.height).fill(128)
 const tensor = (value: number, size = 3 * TINY_SIZE * TINY_SIZE) => new Float32Array(size).fill(value)
 
 async function pool (t: Test, o: Partial<PoolOptions> = {}) {
@@ -25,6 +27,22 @@ t.test('two workers run inferences concurrently with identical results (onnxrunt
   t.notSame(Array.from(results[0]!.data), Array.from(results[1]!.data), 'different inputs give different outputs')
   t.equal(p.stats().workers, 2)
   t.ok(p.stats().completed >= 64)
+})
+
+t.test('a decoded photo\'s pixels become the same tensor in the worker as toTensor gives; the caller\'s pixels stay intact', async (t) => {
+  const p = await pool(t)
+  const spec: TensorSpec = { layout: 'NCHW', width: TINY_SIZE, height: TINY_SIZE, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }
+  for (const channels of ['RGB', 'BGR'] as const) {
+    const rgb = Buffer.from(Array.from({ length: 3 * TINY_SIZE * TINY_SIZE }, (_, i) => (i * 37) % 256))
+    const viaPixels = await p.inferPixels(rgb, { ...spec, channels })
+    const viaTensor = await p.infer(toTensor(rgb, { ...spec, channels }), dims)
+    t.same(Array.from(viaPixels.data), Array.from(viaTensor.data), `${channels}: same output`)
+    t.equal(rgb.length, 3 * TINY_SIZE * TINY_SIZE, `${channels}: the caller's buffer is not detached`)
+  }
+  const other = await p.inferPixels(Buffer.alloc(3 * TINY_SIZE * TINY_SIZE, 200), spec)
+  t.notSame(Array.from(other.data), Array.from((await p.inferPixels(Buffer.alloc(3 * TINY_SIZE * TINY_SIZE, 10), spec)).data), 'different pixels, different outputs')
+  await t.rejects(p.inferPixels(Buffer.alloc(5), spec), /expected \d+ RGB bytes/, 'pixels of the wrong size are refused by the worker, which keeps serving')
+  t.equal((await p.inferPixels(rgbOf(spec), spec)).data.length, 8)
 })
 
 t.test('the tensor is transferred, not copied', async (t) => {
