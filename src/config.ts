@@ -40,6 +40,10 @@ const ENV_SCHEMA = Type.Object({
   // live: warm the new version beside the old one and switch; restart: drain and exit 0.
   // restart by default: with glibc's malloc, RSS grew ~4 MiB per live swap (README "Swap benchmark").
   MODEL_SWAP: Type.Enum(SWAP_MODES, { default: 'restart' }),
+  // A second model for a sticky share of analyses: a key in S3_BUCKET, or a local path.
+  MODEL_CANARY_KEY: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+  MODEL_CANARY_PATH: Type.Optional(Type.String({ minLength: 1 })),
+  MODEL_CANARY_PERCENT: Type.Number({ minimum: 0, maximum: 100, default: 0 }),
   // Unset: derived from the cores (src/thread-budget.ts, README "Threads").
   WORKERS: Type.Optional(Type.Integer({ minimum: 1, maximum: 256 })),
   // ONNX Runtime threads per worker; WORKERS × this should not exceed the cores (README).
@@ -78,6 +82,17 @@ export interface S3Config {
   readonly forcePathStyle: boolean
 }
 
+/** Where a model comes from: a key in S3, or a local bundle folder or file. */
+export type ModelSource = { readonly kind: 's3', readonly s3: S3Config } | { readonly kind: 'local', readonly path: string }
+
+/** A second model for a share of the clients. */
+export interface CanaryConfig {
+  /** MODEL_CANARY_KEY (in the primary's bucket) or MODEL_CANARY_PATH. */
+  readonly source: ModelSource
+  /** 0–100: the share of clients (by X-Client-Id, else IP) answered by the canary. */
+  readonly percent: number
+}
+
 export interface ModelStoreConfig {
   readonly cacheKeep: number
   readonly connectTimeoutMs: number
@@ -97,6 +112,7 @@ export interface Config {
   /** 0 = no polling (SIGHUP still checks). */
   readonly modelPollMs: number
   readonly modelSwap: SwapMode
+  readonly canary: CanaryConfig | undefined
   readonly workers: number
   readonly intraOpThreads: number
   /** Workers, ONNX Runtime threads, libuv pool and decode threads, from the cores. */
@@ -136,21 +152,22 @@ export function loadConfig (env: NodeJS.ProcessEnv, cores = availableParallelism
   if ((raw.S3_BUCKET === undefined) !== (raw.S3_MODEL_KEY === undefined)) {
     throw new ConfigError('invalid configuration: S3_BUCKET and S3_MODEL_KEY must be set together')
   }
+  const s3: S3Config | undefined = raw.S3_BUCKET === undefined || raw.S3_MODEL_KEY === undefined
+    ? undefined
+    : Object.freeze({
+      bucket: raw.S3_BUCKET,
+      modelKey: raw.S3_MODEL_KEY,
+      region: raw.S3_REGION ?? raw.AWS_REGION ?? 'us-east-1',
+      endpoint: raw.S3_ENDPOINT,
+      forcePathStyle: raw.S3_FORCE_PATH_STYLE
+    })
   const threads = threadBudget({ cores, workers: raw.WORKERS, intraOpThreads: raw.INTRA_OP_THREADS, uvThreadpoolEnv: env.UV_THREADPOOL_SIZE })
   return Object.freeze({
     port: raw.PORT,
     host: raw.HOST,
     modelDir: raw.MODEL_DIR,
     modelPath: raw.MODEL_PATH,
-    s3: raw.S3_BUCKET === undefined || raw.S3_MODEL_KEY === undefined
-      ? undefined
-      : Object.freeze({
-        bucket: raw.S3_BUCKET,
-        modelKey: raw.S3_MODEL_KEY,
-        region: raw.S3_REGION ?? raw.AWS_REGION ?? 'us-east-1',
-        endpoint: raw.S3_ENDPOINT,
-        forcePathStyle: raw.S3_FORCE_PATH_STYLE
-      }),
+    s3,
     modelStore: Object.freeze({
       cacheKeep: raw.MODEL_CACHE_KEEP,
       connectTimeoutMs: raw.S3_CONNECT_TIMEOUT_S * 1000,
@@ -161,6 +178,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, cores = availableParallelism
     }),
     modelPollMs: raw.MODEL_POLL_S * 1000,
     modelSwap: raw.MODEL_SWAP as SwapMode,
+    canary: canaryConfig(raw, s3),
     workers: threads.workers,
     intraOpThreads: threads.intraOpThreads,
     threads,
@@ -179,6 +197,22 @@ export function loadConfig (env: NodeJS.ProcessEnv, cores = availableParallelism
     trustProxy: parseTrustProxy(raw.TRUST_PROXY),
     logLevel: raw.LOG_LEVEL
   })
+}
+
+function canaryConfig (raw: Env, s3: S3Config | undefined): CanaryConfig | undefined {
+  const { MODEL_CANARY_KEY: key, MODEL_CANARY_PATH: path, MODEL_CANARY_PERCENT: percent } = raw
+  if (key !== undefined && path !== undefined) {
+    throw new ConfigError('invalid configuration: set MODEL_CANARY_KEY or MODEL_CANARY_PATH, not both')
+  }
+  if (key !== undefined) {
+    if (s3 === undefined) throw new ConfigError('invalid configuration: MODEL_CANARY_KEY is a key in S3_BUCKET, which is not set (use MODEL_CANARY_PATH for a local canary)')
+    if (key === s3.modelKey) throw new ConfigError('invalid configuration: MODEL_CANARY_KEY is S3_MODEL_KEY itself; a canary is a second key')
+    return Object.freeze({ source: Object.freeze({ kind: 's3' as const, s3: Object.freeze({ ...s3, modelKey: key }) }), percent })
+  }
+  if (path !== undefined) return Object.freeze({ source: Object.freeze({ kind: 'local' as const, path }), percent })
+  // A share with no model to send it to is a mistake worth stopping for, not a silent 0.
+  if (percent > 0) throw new ConfigError(`invalid configuration: MODEL_CANARY_PERCENT is ${percent} but neither MODEL_CANARY_KEY nor MODEL_CANARY_PATH is set`)
+  return undefined
 }
 
 function parseOrigins (value: string): '*' | readonly string[] {

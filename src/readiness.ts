@@ -1,31 +1,24 @@
 import type { Engine } from './inference/engine.js'
-import { Leases } from './inference/leases.js'
+import { inCanary } from './inference/canary.js'
 import type { InferencePool } from './inference/pool.js'
+import { ModelSlot, type Lease } from './inference/slot.js'
 import type { StoreCounters } from './models/counters.js'
 import type { DownloadProgress } from './models/store.js'
+
+export type { Lease, PendingVersion, SwapResult } from './inference/slot.js'
 
 export type ReadinessStatus = 'starting' | 'ready' | 'error' | 'stopping'
 /** What a 'starting' server is doing (in /health as `phase`). */
 export type BootPhase = 'loading' | 'downloading' | 'converting' | 'warming'
-/** How a swap ended, as `shine_model_swaps_total{result}` counts it. */
-export type SwapResult = 'ok' | 'failed' | 'restart'
 
-/** A version that was found and refused (or is being prepared), shown in /health as model.pending. */
-export interface PendingVersion {
-  version: string
-  /** Absent while the version is being prepared. */
-  error?: string
-}
-
-/** One engine taken for one analysis; `release` lets a swap close the pool behind it. */
-export interface Lease {
-  engine: Engine
-  release: () => void
+export interface ReadinessOptions {
+  /** MODEL_CANARY_PERCENT when a canary model is configured; no canary slot without it. */
+  canaryPercent?: number
 }
 
 /**
  * Boot progress as /health reports it. server.ts flips it while it loads the model; routes only
- * read it. It also owns the pool's lifetime, so closing the app closes the pool at any stage.
+ * read it. It also owns the pools' lifetime, so closing the app closes every pool at any stage.
  */
 export class Readiness {
   status: ReadinessStatus = 'starting'
@@ -37,17 +30,32 @@ export class Readiness {
   readonly startedAt = Date.now()
   /** Seconds from process start to ready (model load and warm-up). */
   loadSeconds: number | undefined
-  pending: PendingVersion | undefined
-  readonly swaps: Record<SwapResult, number> = { ok: 0, failed: 0, restart: 0 }
-  #engine: Engine | undefined
-  // Every pool that exists: the serving one, one warming or one draining during a swap.
+  /** The model every analysis gets unless the canary takes it; readiness is about this one. */
+  readonly primary = new ModelSlot('primary')
+  /** The canary model, when one is configured: it never decides readiness. */
+  readonly canary: ModelSlot | undefined
+  readonly canaryPercent: number
+  // Every pool that exists: the serving ones, one warming or one draining during a swap.
   readonly #pools = new Set<InferencePool>()
-  readonly #leases = new Leases<Engine>()
   #closed = false
 
-  /** The engine while it can serve: ready, or stopping with requests still in flight. */
+  constructor ({ canaryPercent }: ReadinessOptions = {}) {
+    this.canary = canaryPercent === undefined ? undefined : new ModelSlot('canary')
+    this.canaryPercent = canaryPercent ?? 0
+  }
+
+  /** Both slots, primary first (the canary only when configured). */
+  get slots (): ModelSlot[] {
+    return this.canary === undefined ? [this.primary] : [this.primary, this.canary]
+  }
+
+  /** The primary engine while it can serve: ready, or stopping with requests still in flight. */
   get engine (): Engine | undefined {
-    return this.status === 'ready' || this.status === 'stopping' ? this.#engine : undefined
+    return this.#serving ? this.primary.engine : undefined
+  }
+
+  get #serving (): boolean {
+    return this.status === 'ready' || this.status === 'stopping'
   }
 
   starting (reason: string, progress?: DownloadProgress, phase?: BootPhase): void {
@@ -69,38 +77,32 @@ export class Readiness {
     this.#pools.delete(pool)
   }
 
-  /** The serving engine for one analysis, held until `release()`. */
-  lease (): Lease | undefined {
-    const engine = this.engine
-    return engine === undefined ? undefined : { engine, release: this.#leases.acquire(engine) }
-  }
-
-  /** Analyses holding `engine` now. */
-  leased (engine: Engine): number {
-    return this.#leases.held(engine)
-  }
-
-  /** Resolves once no analysis holds `engine` any more. */
-  async drained (engine: Engine): Promise<void> {
-    await this.#leases.idle(engine)
+  /**
+   * The engine for one analysis, held until `release()`: the canary's for the clients in its
+   * share once a canary version serves, else the primary's.
+   */
+  lease (clientKey?: string): Lease | undefined {
+    if (!this.#serving) return undefined
+    const { canary } = this
+    if (canary?.engine !== undefined && clientKey !== undefined && inCanary(clientKey, this.canaryPercent)) return canary.lease()
+    return this.primary.lease()
   }
 
   /**
-   * Makes `engine` the one new requests get, in one step; returns the one it replaced. While
-   * stopping nothing is replaced (undefined): the caller closes the engine it brought.
+   * Makes `engine` the one new requests of `slot` get, in one step. False while stopping (or
+   * before the primary is ready): nothing is replaced and the caller closes the engine it brought.
    */
-  replace (engine: Engine): Engine | undefined {
-    if (this.status !== 'ready') return undefined
-    const old = this.#engine
-    this.#engine = engine
+  replace (slot: ModelSlot, engine: Engine): boolean {
+    if (this.status !== 'ready') return false
+    slot.install(engine)
     this.#pools.add(engine.pool)
-    return old
+    return true
   }
 
   // Once stopping, boot news no longer matters: /health keeps saying 'stopping' to the end.
   ready (engine: Engine): void {
     if (this.status === 'stopping') return
-    this.#engine = engine
+    this.primary.install(engine)
     this.#pools.add(engine.pool)
     this.status = 'ready'
     this.reason = 'ready'

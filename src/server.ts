@@ -1,9 +1,10 @@
 // Entry point: config → listen → model → warm pool → ready; signals → drain → exit.
 // The only module that reads the environment, touches the disk or network, and listens.
 import { buildApp } from './app.js'
-import { loadConfig, type Config, type ConfigError } from './config.js'
+import { loadConfig, type Config, type ConfigError, type ModelSource } from './config.js'
 import { setDecodeThreads } from './imaging/preprocess.js'
 import { startEngine } from './inference/engine.js'
+import type { ModelSlot } from './inference/slot.js'
 import { ModelSwapper } from './inference/swap.js'
 import { backoffDelay, sleep } from './models/backoff.js'
 import { StoreCounters } from './models/counters.js'
@@ -22,22 +23,42 @@ try {
 }
 
 setDecodeThreads(config.threads.decodeThreads)
-const readiness = new Readiness()
+const readiness = new Readiness({ canaryPercent: config.canary?.percent })
 const app = buildApp({ config, readiness })
 if (config.s3 !== undefined) readiness.store = new StoreCounters()
-const source: WatchedSource = config.s3 === undefined
-  ? watchLocal(localStore(config.modelPath, config.modelDir), config.modelPath)
+
+// The primary's and the canary's S3 keys: the two stores share MODEL_DIR, and each leaves the
+// other's cache folder to it when pruning.
+const s3Keys = [config.s3, config.canary?.source.kind === 's3' ? config.canary.source.s3 : undefined].flatMap((s3) => s3 === undefined ? [] : [s3.modelKey])
+
+async function watchedSource (model: ModelSource): Promise<WatchedSource> {
+  if (model.kind === 'local') return watchLocal(localStore(model.path, config.modelDir), model.path)
   // Imported only when used: the AWS SDK adds ~90 ms to every local-only start.
-  : watchS3((await import('./models/s3-store.js')).s3Store({ s3: config.s3, modelDir: config.modelDir, tuning: config.modelStore, counters: readiness.store, log: app.log }))
-const swapper = new ModelSwapper({
-  mode: config.modelSwap,
-  readiness,
-  source,
-  start: async (bundle, onPool) => await startEngine(bundle, config, onPool),
-  restart: (reason) => { void shutdown('model update', reason) },
-  log: app.log
-})
-const watcher = new Watcher({ intervalMs: config.modelPollMs, check: async () => await swapper.check() })
+  const { s3Store } = await import('./models/s3-store.js')
+  const spareKeys = s3Keys.filter((key) => key !== model.s3.modelKey)
+  return watchS3(s3Store({ s3: model.s3, modelDir: config.modelDir, tuning: config.modelStore, counters: readiness.store, log: app.log, spareKeys }))
+}
+
+/** The swapper that fills `slot` from `model`, and the watcher that makes it check every MODEL_POLL_S. */
+async function swapping (slot: ModelSlot, model: ModelSource) {
+  const source = await watchedSource(model)
+  const swapper = new ModelSwapper({
+    mode: config.modelSwap,
+    readiness,
+    slot,
+    source,
+    // The canary loads its first version through its swapper, after the primary is ready.
+    loadsFirst: slot !== readiness.primary,
+    start: async (bundle, onPool) => await startEngine(bundle, config, onPool),
+    restart: (reason) => { void shutdown('model update', reason) },
+    log: app.log
+  })
+  return { source, swapper, watcher: new Watcher({ intervalMs: config.modelPollMs, check: async () => await swapper.check() }) }
+}
+
+const primary = await swapping(readiness.primary, config.s3 === undefined ? { kind: 'local', path: config.modelPath } : { kind: 's3', s3: config.s3 })
+const canary = config.canary === undefined || readiness.canary === undefined ? undefined : await swapping(readiness.canary, config.canary.source)
+const slots = canary === undefined ? [primary] : [primary, canary]
 
 {
   const { warnings, ...threads } = config.threads
@@ -47,7 +68,7 @@ const watcher = new Watcher({ intervalMs: config.modelPollMs, check: async () =>
 
 async function boot (): Promise<void> {
   readiness.starting('loading the model', undefined, 'loading')
-  const candidate = await source.resolve(
+  const candidate = await primary.source.resolve(
     (progress) => readiness.starting('downloading the model', progress, 'downloading'),
     (format) => readiness.starting(`converting the model (${format})`, undefined, 'converting'))
   const { bundle } = candidate
@@ -58,11 +79,14 @@ async function boot (): Promise<void> {
   readiness.starting('starting inference workers', undefined, 'warming')
   const engine = await startEngine(bundle, config, (pool) => readiness.trackPool(pool))
   readiness.ready(engine)
-  swapper.adopt(candidate)
-  watcher.start()
+  primary.swapper.adopt(candidate)
+  primary.watcher.start()
   const { spec } = engine.model
-  app.log.info({ model: { name: spec.name, version: spec.version, format: spec.format, source: engine.model.source }, workers: config.workers, pollS: config.modelPollMs / 1000, swap: config.modelSwap }, 'ready')
+  app.log.info({ model: { name: spec.name, version: spec.version, format: spec.format, source: engine.model.source }, workers: config.workers, pollS: config.modelPollMs / 1000, swap: config.modelSwap, canaryPercent: config.canary?.percent }, 'ready')
   for (const warning of spec.warnings) app.log.warn(warning)
+  // The canary never holds up readiness: it loads beside the serving primary, and a canary that
+  // does not load leaves every analysis to the primary (/health says why).
+  void canary?.watcher.trigger()
 }
 
 let stopping = false
@@ -70,8 +94,8 @@ async function shutdown (signal: string, reason?: string): Promise<void> {
   if (stopping) return
   stopping = true
   readiness.stopping(reason)
-  watcher.stop()
-  const swapStopped = swapper.close()
+  for (const { watcher } of slots) watcher.stop()
+  const swapStopped = Promise.all(slots.map(async ({ swapper }) => await swapper.close()))
   app.log.info({ signal, reason }, 'stopping: finishing in-flight requests')
   // A request that outlives the grace period must not keep the process from exiting.
   const force = setTimeout(() => {
@@ -90,7 +114,7 @@ process.once('SIGINT', () => { void shutdown('SIGINT') })
 // SIGHUP: check the model source now (after a promotion, without waiting for MODEL_POLL_S).
 process.on('SIGHUP', () => {
   app.log.info({ signal: 'SIGHUP' }, 'checking the model source for a new version')
-  void watcher.trigger()
+  for (const { watcher } of slots) void watcher.trigger()
 })
 
 // S3 failures (credentials, permissions, a push in progress, throttling) can heal, so boot is

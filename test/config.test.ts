@@ -119,6 +119,28 @@ t.test('model watch and swap: defaults, units and messages naming the variable',
   }
 })
 
+t.test('canary: a key in the bucket or a local path, a share 0–100, and mistakes named', async (t) => {
+  t.equal(loadConfig({}).canary, undefined, 'no canary by default')
+  t.equal(loadConfig({ MODEL_CANARY_PERCENT: '0' }).canary, undefined, '0 % with no canary model is the default, not a mistake')
+  const s3 = { S3_BUCKET: 'models', S3_MODEL_KEY: 'skin/live/model.onnx', S3_REGION: 'eu-west-1' }
+  t.same(loadConfig({ ...s3, MODEL_CANARY_KEY: 'skin/canary/model.h5', MODEL_CANARY_PERCENT: '12.5' }).canary, {
+    source: { kind: 's3', s3: { bucket: 'models', modelKey: 'skin/canary/model.h5', region: 'eu-west-1', endpoint: undefined, forcePathStyle: false } },
+    percent: 12.5
+  }, 'the primary\'s bucket and connection, the canary\'s key')
+  t.same(loadConfig({ MODEL_CANARY_PATH: '/srv/canary' }).canary, { source: { kind: 'local', path: '/srv/canary' }, percent: 0 }, 'loaded and watched even at 0 %')
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ MODEL_CANARY_KEY: 'skin/canary/model.h5', MODEL_CANARY_PERCENT: '10' }, /MODEL_CANARY_KEY is a key in S3_BUCKET, which is not set/],
+    [{ ...s3, MODEL_CANARY_KEY: 'k', MODEL_CANARY_PATH: '/srv/canary' }, /set MODEL_CANARY_KEY or MODEL_CANARY_PATH, not both/],
+    [{ ...s3, MODEL_CANARY_KEY: 'skin/live/model.onnx' }, /MODEL_CANARY_KEY is S3_MODEL_KEY itself/],
+    [{ MODEL_CANARY_PERCENT: '10' }, /MODEL_CANARY_PERCENT is 10 but neither MODEL_CANARY_KEY nor MODEL_CANARY_PATH is set/],
+    [{ MODEL_CANARY_PATH: '/srv/canary', MODEL_CANARY_PERCENT: '101' }, /MODEL_CANARY_PERCENT must be <= 100/],
+    [{ MODEL_CANARY_PATH: '/srv/canary', MODEL_CANARY_PERCENT: 'half' }, /MODEL_CANARY_PERCENT must be number/]
+  ]
+  for (const [env, message] of cases) {
+    t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
+  }
+})
+
 t.test('the thread budget takes WORKERS, INTRA_OP_THREADS and the UV_THREADPOOL_SIZE the process started with', async (t) => {
   const c = loadConfig({ WORKERS: '3', INTRA_OP_THREADS: '2', UV_THREADPOOL_SIZE: '8' }, 8)
   t.equal(c.workers, 3)

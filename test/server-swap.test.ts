@@ -8,7 +8,7 @@ import { buildTinyClassifier } from '../scripts/onnx-builder.js'
 import { jpeg } from './fixtures/images.js'
 import { SKIN_LABELS, TINY_SIZE, writeTinyBundle } from './helpers/model.js'
 import { cachedVersions, fakeOnnx, fakeS3, putLive, s3Env, scratchDir } from './helpers/s3.js'
-import { spawnServer, waitReady, type SpawnedServer } from './helpers/spawn-server.js'
+import { healthOf, spawnServer, until, waitReady, type SpawnedServer } from './helpers/spawn-server.js'
 
 interface Health {
   status: string
@@ -26,17 +26,7 @@ interface Answer {
 
 const tiny = (seed: number) => buildTinyClassifier({ seed, classes: SKIN_LABELS.length, size: TINY_SIZE, layout: 'NCHW' })
 
-async function health (url: string): Promise<Health> {
-  return await (await fetch(`${url}/health`)).json() as Health
-}
-
-async function until (what: string, test: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await test())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(20)
-  }
-}
+const health = async (url: string) => await healthOf<Health>(url)
 
 async function analyze (url: string, photo: Buffer): Promise<Answer> {
   const startedAt = performance.now()
@@ -58,7 +48,7 @@ function traffic (url: string, photo: Buffer, clients = 3) {
 }
 
 const metric = async (server: SpawnedServer, result: string) =>
-  Number(new RegExp(`^shine_model_swaps_total\\{result="${result}"\\} (\\d+)$`, 'm').exec(await (await fetch(`${server.url}/metrics`)).text())?.[1] ?? 0)
+  Number(new RegExp(`^shine_model_swaps_total\\{result="${result}",slot="primary"\\} (\\d+)$`, 'm').exec(await (await fetch(`${server.url}/metrics`)).text())?.[1] ?? 0)
 
 /** fauxqs with v1 at skin/live/, and the built server on it (its env extended by `env`). */
 async function liveServer (t: Test, env: Record<string, string>) {

@@ -7,6 +7,7 @@ import type { ResolvedBundle } from '../models/store.js'
 import type { Candidate, SourceVersion, WatchedSource } from '../models/versions.js'
 import type { Engine } from './engine.js'
 import type { InferencePool } from './pool.js'
+import type { ModelSlot } from './slot.js'
 
 /** The store's two pino methods, and error for a refused version. */
 export interface SwapLog extends StoreLog {
@@ -16,7 +17,14 @@ export interface SwapLog extends StoreLog {
 export interface SwapperOptions {
   mode: SwapMode
   readiness: Readiness
+  /** The slot this swapper fills (the readiness' primary or canary). */
+  slot: ModelSlot
   source: WatchedSource
+  /**
+   * The canary's: check() also loads the first version into the empty slot, and keeps trying
+   * one that changes. The primary's first version is boot's to load, with its retries.
+   */
+  loadsFirst?: boolean
   /** Starts and warms a pool on a bundle (startEngine); `onPool` hands the pool out first. */
   start: (bundle: ResolvedBundle, onPool: (pool: InferencePool) => void) => Promise<Engine>
   /** MODEL_SWAP=restart, once a new version is in the cache: drain and exit for the supervisor. */
@@ -55,9 +63,12 @@ export class ModelSwapper {
     this.#serving = { identity: candidate.identity, dir: candidate.bundle.dir }
   }
 
-  /** Checks the source once (and swaps); never rejects. Before boot finished there is nothing to replace. */
+  /**
+   * Checks the source once (and swaps); never rejects. Before boot finished there is nothing to
+   * replace, unless this swapper `loadsFirst` (the canary's, whose first version it loads).
+   */
   async check (): Promise<void> {
-    if (this.#closed || this.#serving === undefined) return
+    if (this.#closed || (this.#serving === undefined && this.#o.loadsFirst !== true)) return
     if (this.#running !== undefined) {
       this.#again = true
       return await this.#running
@@ -83,18 +94,21 @@ export class ModelSwapper {
   }
 
   async #checkOnce (): Promise<void> {
-    const { readiness, log } = this.#o
+    const { slot, log } = this.#o
     let found: SourceVersion
     try {
       found = await this.#o.source.probe()
     } catch (err) {
-      log.warn({ reason: (err as Error).message }, 'model check failed; serving the current version')
+      const reason = (err as Error).message
+      log.warn({ slot: slot.name, reason }, slot.engine === undefined ? 'model check failed; nothing loaded in this slot yet' : 'model check failed; serving the current version')
+      // An empty slot has no version to show: /health says why it stays empty.
+      if (slot.engine === undefined) slot.pending = { version: 'unknown', error: reason }
       return
     }
-    const serving = this.#serving!
-    if (found.identity === serving.identity) {
+    const serving = this.#serving
+    if (found.identity === serving?.identity) {
       // The source went back to what is served (e.g. a bad push was undone).
-      readiness.pending = undefined
+      slot.pending = undefined
       this.#refused = undefined
       return
     }
@@ -102,16 +116,16 @@ export class ModelSwapper {
     await this.#swap(found, serving)
   }
 
-  async #swap (found: SourceVersion, serving: { identity: string, dir: string }): Promise<void> {
-    const { readiness, log, mode } = this.#o
+  async #swap (found: SourceVersion, serving: { identity: string, dir: string } | undefined): Promise<void> {
+    const { readiness, slot, log, mode } = this.#o
     const t0 = this.#now()
     let convertAt: number | undefined
     let resolvedAt: number | undefined
     let warmedAt: number | undefined
     let version = found.version
-    readiness.pending = { version }
-    // adopt() comes after ready(), and an engine once ready is only ever replaced.
-    const from = versionOf(readiness.engine!)
+    slot.pending = { version }
+    const old = slot.engine
+    const from = old === undefined ? undefined : versionOf(old)
     const durations = () => {
       // A phase that did not happen (or had not started when it failed) counts 0.
       const end = this.#now()
@@ -123,14 +137,16 @@ export class ModelSwapper {
       }
     }
     try {
-      const candidate = await this.#o.source.resolve(undefined, () => { convertAt ??= this.#now() }, { replacing: { keep: serving.dir } })
+      const replacing = serving === undefined ? undefined : { keep: serving.dir }
+      const candidate = await this.#o.source.resolve(undefined, () => { convertAt ??= this.#now() }, { replacing })
       resolvedAt = this.#now()
       version = candidate.bundle.spec?.version ?? version
       if (this.#closed) return
-      if (mode === 'restart') {
-        readiness.swaps.restart++
-        readiness.pending = { version }
-        log.info({ from, to: version, ...durations() }, 'new model version cached; restarting to load it (MODEL_SWAP=restart)')
+      // An empty slot (the canary's first version) has no pool to give up: it loads either way.
+      if (mode === 'restart' && old !== undefined) {
+        slot.swaps.restart++
+        slot.pending = { version }
+        log.info({ slot: slot.name, from, to: version, ...durations() }, 'new model version cached; restarting to load it (MODEL_SWAP=restart)')
         this.#closed = true
         this.#o.restart(`restarting to load model version ${version} (MODEL_SWAP=restart)`)
         return
@@ -139,31 +155,32 @@ export class ModelSwapper {
       this.#warming = starting.catch(() => {})
       const engine = await starting
       warmedAt = this.#now()
-      const old = readiness.replace(engine)
-      if (old === undefined) {
-        // Stopping: the readiness closes every pool it tracks, this one included.
-        return
-      }
+      // Stopping: the readiness closes every pool it tracks, this one included.
+      if (!readiness.replace(slot, engine)) return
       this.#serving = { identity: candidate.identity, dir: candidate.bundle.dir }
       this.#refused = undefined
-      readiness.pending = undefined
-      readiness.swaps.ok++
+      slot.pending = undefined
       version = versionOf(engine)
+      if (old === undefined) {
+        log.info({ slot: slot.name, version, ...durations(), totalMs: round(this.#now() - t0) }, 'model loaded')
+        return
+      }
+      slot.swaps.ok++
       const drainStart = this.#now()
-      const running = readiness.leased(old)
-      await readiness.drained(old)
+      const running = slot.leased(old)
+      await slot.drained(old)
       await old.pool.close().then(() => readiness.untrackPool(old.pool), (err: unknown) => {
         // Its workers finish their inferences and the pool then closes itself (pool.ts).
-        log.warn({ reason: (err as Error).message }, 'the replaced model\'s pool is still closing')
+        log.warn({ slot: slot.name, reason: (err as Error).message }, 'the replaced model\'s pool is still closing')
       })
-      log.info({ from, to: version, ...durations(), drainMs: round(this.#now() - drainStart), drainedRequests: running, totalMs: round(this.#now() - t0) }, 'model swapped')
+      log.info({ slot: slot.name, from, to: version, ...durations(), drainMs: round(this.#now() - drainStart), drainedRequests: running, totalMs: round(this.#now() - t0) }, 'model swapped')
     } catch (err) {
       if (this.#closed) return
       const reason = (err as Error).message
       this.#refused = found.identity
-      readiness.pending = { version, error: reason }
-      readiness.swaps.failed++
-      log.error({ from, to: version, reason, ...durations() }, 'new model version refused; serving the current version')
+      slot.pending = { version, error: reason }
+      slot.swaps.failed++
+      log.error({ slot: slot.name, from, to: version, reason, ...durations() }, old === undefined ? 'model version refused; this slot stays empty' : 'new model version refused; serving the current version')
     }
   }
 }

@@ -262,11 +262,14 @@ export async function touchEntry (dir: string): Promise<void> {
 
 /**
  * Keeps the `keep` most recently used versions in the whole cache, never one in use (during a
- * swap both the serving version and the new one are).
+ * swap both the serving version and the new one are), and leaves the `spare` key folders alone.
  */
-export async function pruneEntries (modelDir: string, keep: number, inUse: string | readonly string[]): Promise<string[]> {
+export async function pruneEntries (modelDir: string, keep: number, inUse: string | readonly string[], spare: readonly string[] = []): Promise<string[]> {
   const used = [...new Set(typeof inUse === 'string' ? [inUse] : inUse)]
-  const entries = (await listEntries(join(modelDir, CACHE_SUBDIR))).filter((e) => !used.includes(e.dir))
+  // Another store's key folder (the canary's, or the primary's for the canary) is that store's to
+  // prune: only it knows which of its versions serve or are being warmed.
+  const theirs = (dir: string) => spare.some((folder) => dirname(dir) === folder)
+  const entries = (await listEntries(join(modelDir, CACHE_SUBDIR))).filter((e) => !used.includes(e.dir) && !theirs(e.dir))
   const removed = entries.slice(Math.max(0, keep - used.length)).map((e) => e.dir)
   for (const dir of removed) await rm(dir, { recursive: true, force: true })
   return removed

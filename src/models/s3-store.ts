@@ -35,6 +35,8 @@ export interface S3StoreOptions {
   credentials?: S3ClientOptions['credentials']
   counters?: StoreCounters
   log?: StoreLog
+  /** Keys in the same bucket that another store of this process serves (the canary's): never pruned by this one. */
+  spareKeys?: readonly string[]
 }
 
 export interface RemoteBundle {
@@ -241,7 +243,7 @@ export function s3Store (o: S3StoreOptions): S3Store {
   }
 
   async function prune (inUse: readonly string[]): Promise<void> {
-    const removed = await pruneEntries(o.modelDir, o.tuning.cacheKeep, inUse)
+    const removed = await pruneEntries(o.modelDir, o.tuning.cacheKeep, inUse, (o.spareKeys ?? []).map((k) => keyDir(o.modelDir, bucket, k)))
     if (removed.length > 0) log.info({ removed, keep: o.tuning.cacheKeep }, 'removed older cached models')
   }
 

@@ -6,8 +6,8 @@ export interface CorsOptions {
   maxAgeS: number
 }
 
-// What the team's clients sent (CLIENTS.md), plus our request id.
-export const ALLOWED_HEADERS = ['Content-Type', 'Authorization', 'X-Requested-With', 'Accept', 'Origin', 'Cache-Control', 'X-Request-Id']
+// What the team's clients sent (CLIENTS.md), plus our request id and the canary's client id.
+export const ALLOWED_HEADERS = ['Content-Type', 'Authorization', 'X-Requested-With', 'Accept', 'Origin', 'Cache-Control', 'X-Request-Id', 'X-Client-Id']
 export const ALLOWED_METHODS = ['GET', 'HEAD', 'POST', 'OPTIONS']
 
 // The one place CORS headers are written (nginx adds none): their outages were a second

@@ -86,5 +86,10 @@ export const AnalyzeBody = {
   }
 }
 
+// For the OpenAPI document (headers are not validated: a missing or odd id just falls back to the address).
+export const AnalyzeHeaders = Type.Object({
+  'x-client-id': Type.Optional(Type.String({ description: 'A stable id of the client (user or device). With a canary model configured, it decides which model answers (a sticky share); without it the client\'s address does.' }))
+})
+
 export const analyzeErrors = errorResponses(['NO_IMAGE', 'BAD_REQUEST', 'REQUEST_TIMEOUT', 'PAYLOAD_TOO_LARGE', 'IMAGE_TOO_LARGE',
   'UNSUPPORTED_MEDIA_TYPE', 'UNDECODABLE_IMAGE', 'UNSUITABLE_IMAGE', 'RATE_LIMITED', 'NOT_READY', 'OVERLOADED', 'INFERENCE_TIMEOUT', 'INTERNAL'])

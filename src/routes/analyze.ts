@@ -5,12 +5,13 @@ import { acceptImageBodies, readImage, type BodyLimits } from '../body/read-imag
 import { AppError } from '../errors.js'
 import type { DecodeLimits } from '../imaging/preprocess.js'
 import type { Admission } from '../admission.js'
+import { clientKey } from '../inference/canary.js'
 import type { Metrics } from '../metrics.js'
 import type { ModelSpec } from '../models/manifest.js'
 import type { Readiness } from '../readiness.js'
 import { toFixedResult } from '../responses/fixed.js'
 import { toHareRunResult, toModelInfo } from '../responses/hare-run.js'
-import { AnalysisResponse, AnalyzeBody, analyzeErrors, FixedResponse, HareRunResponse } from './analyze-schemas.js'
+import { AnalysisResponse, AnalyzeBody, AnalyzeHeaders, analyzeErrors, FixedResponse, HareRunResponse } from './analyze-schemas.js'
 
 export interface AnalyzeOptions {
   readiness: Readiness
@@ -67,6 +68,7 @@ const analyzeRoutes: FastifyPluginAsyncTypebox<AnalyzeOptions> = async (app, { r
         summary: route.summary,
         consumes: Object.keys(AnalyzeBody.content),
         body: AnalyzeBody,
+        headers: AnalyzeHeaders,
         response: { 200: route.response, ...analyzeErrors }
       },
       // The body is read by src/body as a stream, after admission; its schema documents it.
@@ -77,8 +79,10 @@ const analyzeRoutes: FastifyPluginAsyncTypebox<AnalyzeOptions> = async (app, { r
       // Taken once the upload is in, so a slow upload never holds a replaced model's pool open;
       // one engine answers the whole analysis (its version is the one in the response).
       // onRequest checked readiness, and an engine once ready is only ever replaced, never removed.
-      const lease = readiness.lease()!
+      const lease = readiness.lease(clientKey(request.headers['x-client-id'], request.ip))!
       const { engine } = lease
+      const version = { version: engine.model.spec.version }
+      metrics.answeredBy(request.raw, version.version)
       // A client that goes away stops waiting for a worker, which frees its queue slot.
       // (The listener is removed before the reply is sent, so a normal close never aborts.)
       const gone = new AbortController()
@@ -86,9 +90,9 @@ const analyzeRoutes: FastifyPluginAsyncTypebox<AnalyzeOptions> = async (app, { r
       reply.raw.once('close', onClose)
       try {
         const analysis = await analyzeImage(bytes, engine, limits, gone.signal)
-        metrics.preprocess.observe(analysis.timingsMs.preprocess / 1000)
-        metrics.queueWait.observe(analysis.timingsMs.queue / 1000)
-        metrics.inference.observe(analysis.timingsMs.inference / 1000)
+        metrics.preprocess.observe(version, analysis.timingsMs.preprocess / 1000)
+        metrics.queueWait.observe(version, analysis.timingsMs.queue / 1000)
+        metrics.inference.observe(version, analysis.timingsMs.inference / 1000)
         return { requestId: request.id, ...route.shape(analysis, engine.model.spec) }
       } finally {
         reply.raw.off('close', onClose)

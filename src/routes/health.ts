@@ -24,6 +24,14 @@ const Threads = Type.Object({
   warnings: Type.Array(Type.String())
 })
 
+// The canary model, when one is configured: its share, what serves in it, and what it is loading
+// or refused. Absent `model` means it serves nothing yet and every analysis goes to the primary.
+const Canary = Type.Object({
+  percent: Type.Number(),
+  model: Type.Optional(Type.Object({ name: Type.String(), version: Type.String(), format: Type.String(), source: Type.String(), labels: Type.Array(Type.String()) })),
+  pending: Type.Optional(Type.Object({ version: Type.String(), error: Type.Optional(Type.String()) }))
+})
+
 const Ready = Type.Object({
   status: Type.Literal('ok'),
   model: ModelInfo,
@@ -32,6 +40,7 @@ const Ready = Type.Object({
   workerRestarts: Type.Integer(),
   uptimeS: Type.Number(),
   threads: Threads,
+  canary: Type.Optional(Canary),
   store: Type.Optional(StoreStats)
 })
 
@@ -43,6 +52,16 @@ const NotReady = Type.Object({
   model: Type.Optional(Type.Object({ downloadedBytes: Type.Number(), totalBytes: Type.Number() })),
   store: Type.Optional(StoreStats)
 })
+
+function canaryState ({ canary, canaryPercent: percent }: Readiness) {
+  if (canary === undefined) return undefined
+  const model = canary.engine?.model
+  return {
+    percent,
+    model: model === undefined ? undefined : { name: model.spec.name, version: model.spec.version, format: model.spec.format, source: model.source, labels: [...model.spec.labels] },
+    pending: canary.pending
+  }
+}
 
 /** The readiness routes: one handler, one answer. */
 export const HEALTH_PATHS = ['/health', '/api/health'] as const
@@ -64,11 +83,12 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness, threads: T
     reply.header('cache-control', 'no-store')
     return {
       status: 'ok' as const,
-      model: { name: spec.name, version: spec.version, format: spec.format, source, demo: spec.demo, sourceError, warnings: [...spec.warnings], labels: [...spec.labels], pending: readiness.pending },
+      model: { name: spec.name, version: spec.version, format: spec.format, source, demo: spec.demo, sourceError, warnings: [...spec.warnings], labels: [...spec.labels], pending: readiness.primary.pending },
       workers: engine.pool.workers,
       workerRestarts: engine.pool.stats().restarts,
       uptimeS: Math.round((Date.now() - readiness.startedAt) / 100) / 10,
       threads,
+      canary: canaryState(readiness),
       store: readiness.store?.snapshot()
     }
   }

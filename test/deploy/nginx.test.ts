@@ -163,7 +163,7 @@ t.test('CORS through nginx: preflights pass through, one Allow-Origin, nginx\'s 
   })
   t.equal(preflight.status, 204, 'OPTIONS reaches the app and its answer comes back')
   t.same(all(preflight.raw, 'access-control-allow-origin'), [site])
-  t.same(all(preflight.raw, 'access-control-allow-headers'), ['Content-Type, Authorization, X-Requested-With, Accept, Origin, Cache-Control, X-Request-Id'])
+  t.same(all(preflight.raw, 'access-control-allow-headers'), ['Content-Type, Authorization, X-Requested-With, Accept, Origin, Cache-Control, X-Request-Id, X-Client-Id'])
   t.same(all(preflight.raw, 'access-control-max-age'), ['321'])
   t.match(all(preflight.raw, 'access-control-allow-methods')[0], /POST/)
 

@@ -64,3 +64,17 @@ export async function waitReady (url: string, timeoutMs = 60_000): Promise<Array
   }
   throw new Error(`not ready after ${timeoutMs} ms: ${JSON.stringify(seen.at(-1))}`)
 }
+
+/** Polls `test` every 20 ms until it holds; throws naming `what` after `timeoutMs`. */
+export async function until (what: string, test: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await test())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/** GET /health's body, whatever its status. */
+export async function healthOf<T> (url: string): Promise<T> {
+  return await (await fetch(`${url}/health`)).json() as T
+}

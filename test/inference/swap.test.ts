@@ -37,7 +37,7 @@ async function localSetup (t: Test, mode: SwapperOptions['mode'] = 'live') {
   const counted: WatchedSource = { probe: source.probe, resolve: async (...args) => { resolves++; return await source.resolve(...args) } }
   const { lines, log } = recorder()
   const restarts: string[] = []
-  const swapper = new ModelSwapper({ mode, readiness, source: counted, start, restart: (r) => restarts.push(r), log })
+  const swapper = new ModelSwapper({ mode, readiness, slot: readiness.primary, source: counted, start, restart: (r) => restarts.push(r), log })
   swapper.adopt(await source.resolve())
   resolves = 0
   t.teardown(async () => await swapper.close())
@@ -55,15 +55,15 @@ t.test('a rewritten bundle is swapped in; the old pool serves the analyses that 
   await until('the switch', () => readiness.engine !== old)
   t.equal(readiness.engine!.model.spec.version, 'b', 'new requests get the new version')
   t.equal((await app.inject('/health')).json().model.version, 'b')
-  t.equal(readiness.leased(old), 1)
+  t.equal(readiness.primary.leased(old), 1)
   t.ok((await one(old)).data.length > 0, 'the old pool still answers the analysis that holds it')
   held.release()
   await checking
   await t.rejects(one(old), { code: 'NOT_READY' }, 'then the old pool is closed')
   const swapped = lines.find((l) => l.msg === 'model swapped')
   t.match(swapped?.obj, { from: 'a', to: 'b', drainedRequests: 1, downloadMs: Number, convertMs: 0, warmMs: Number, drainMs: Number, totalMs: Number })
-  t.same(readiness.swaps, { ok: 1, failed: 0, restart: 0 })
-  t.equal(readiness.pending, undefined)
+  t.same(readiness.primary.swaps, { ok: 1, failed: 0, restart: 0 })
+  t.equal(readiness.primary.pending, undefined)
   await swapper.check()
   t.equal(lines.filter((l) => l.msg === 'model swapped').length, 1, 'an unchanged source is not swapped again')
 })
@@ -74,7 +74,7 @@ t.test('bad versions are refused, keep the old one serving, and are not retried 
   await writeTinyBundle(config.modelPath, { seed: 2, version: 'b', manifest: { labels: SKIN_LABELS.slice(0, 3) } })
   await swapper.check()
   t.equal(readiness.engine, serving, 'still serving the old engine')
-  t.match(readiness.pending, { version: 'b', error: /3 labels/ })
+  t.match(readiness.primary.pending, { version: 'b', error: /3 labels/ })
   t.match((await app.inject('/health')).json(), { status: 'ok', model: { version: 'a', pending: { version: 'b', error: /3 labels/ } } })
   t.equal(resolves(), 1)
   await swapper.check()
@@ -86,9 +86,9 @@ t.test('bad versions are refused, keep the old one serving, and are not retried 
     input: { name: 'input', layout: 'NCHW', width: TINY_SIZE, height: TINY_SIZE, mean: [0, 0, 0], std: [1, 1, 1] }
   })
   await swapper.check()
-  t.match(readiness.pending, { version: 'c', error: /NaN or Infinity/ })
+  t.match(readiness.primary.pending, { version: 'c', error: /NaN or Infinity/ })
   t.equal(resolves(), 2, 'a change is tried')
-  t.same(readiness.swaps, { ok: 0, failed: 2, restart: 0 })
+  t.same(readiness.primary.swaps, { ok: 0, failed: 2, restart: 0 })
   t.equal(lines.filter((l) => l.level === 'error' && l.msg === 'new model version refused; serving the current version').length, 2)
   t.equal(readiness.engine, serving)
   t.match(await app.inject({ method: 'GET', url: '/health' }).then((r) => r.statusCode), 200)
@@ -101,7 +101,7 @@ t.test('MODEL_SWAP=restart: the version is prepared, then the process is asked t
   await swapper.check()
   t.same(restarts, ['restarting to load model version b (MODEL_SWAP=restart)'])
   t.equal(readiness.engine, serving, 'the old engine serves until the process drains')
-  t.same(readiness.swaps, { ok: 0, failed: 0, restart: 1 })
+  t.same(readiness.primary.swaps, { ok: 0, failed: 0, restart: 1 })
   t.match(lines.at(-1), { msg: /restarting to load it/, obj: { from: 'a', to: 'b' } })
   await writeTinyBundle(config.modelPath, { seed: 3, version: 'c' })
   await swapper.check()
@@ -143,7 +143,7 @@ async function scriptedSetup (t: Test, overrides: Partial<SwapperOptions> = {}) 
   readiness.ready(await start(bundle, () => {}))
   const { state, source } = scripted(bundle)
   const { lines, log } = recorder()
-  const swapper = new ModelSwapper({ mode: 'live', readiness, source, start, restart: () => {}, log, ...overrides })
+  const swapper = new ModelSwapper({ mode: 'live', readiness, slot: readiness.primary, source, start, restart: () => {}, log, ...overrides })
   return { bundle, readiness, state, swapper, lines }
 }
 
@@ -155,7 +155,7 @@ t.test('a check before boot finished does nothing; a probe failure is logged and
   state.found = new Error('EndpointUnreachable: s3://models/k: the S3 endpoint cannot be reached')
   await swapper.check()
   t.match(lines, [{ level: 'warn', obj: { reason: /EndpointUnreachable/ }, msg: 'model check failed; serving the current version' }])
-  t.equal(readiness.pending, undefined, 'a source that cannot be asked is not a refused version')
+  t.equal(readiness.primary.pending, undefined, 'a source that cannot be asked is not a refused version')
 })
 
 t.test('a version pushed during a swap waits for it, then replaces the one just swapped in', async (t) => {
@@ -167,21 +167,21 @@ t.test('a version pushed during a swap waits for it, then replaces the one just 
   state.converting = true
   const first = swapper.check()
   await until('the first swap resolving', () => state.resolved === 1)
-  t.same(readiness.pending, { version: '2' }, '/health shows the version being prepared')
+  t.same(readiness.primary.pending, { version: '2' }, '/health shows the version being prepared')
   state.found = { identity: 'three', version: '3' }
   const second = swapper.check()
   t.equal(state.resolved, 1, 'the second check does not start a second swap')
   open()
   await Promise.all([first, second])
   t.equal(state.resolved, 2, 'it ran after the first one ended')
-  t.equal(readiness.swaps.ok, 2)
+  t.equal(readiness.primary.swaps.ok, 2)
   t.equal(lines.filter((l) => l.msg === 'model swapped').length, 2)
   t.ok((lines[0]?.obj.convertMs as number) >= 0, 'conversion time is measured when there was one')
 
   // The source goes back to what is served: nothing to do, and any refusal is forgotten.
-  readiness.pending = { version: 'x', error: 'old news' }
+  readiness.primary.pending = { version: 'x', error: 'old news' }
   await swapper.check()
-  t.equal(readiness.pending, undefined)
+  t.equal(readiness.primary.pending, undefined)
 })
 
 t.test('shutdown during a swap: while resolving it is dropped; while warming, close() waits for the pool', async (t) => {
@@ -195,7 +195,7 @@ t.test('shutdown during a swap: while resolving it is dropped; while warming, cl
   await swapper.close()
   open()
   await checking
-  t.same(readiness.swaps, { ok: 0, failed: 0, restart: 0 }, 'neither swapped nor counted as refused')
+  t.same(readiness.primary.swaps, { ok: 0, failed: 0, restart: 0 }, 'neither swapped nor counted as refused')
   t.same(lines, [])
 
   // Warming: the readiness closes every pool it tracks, so the warm-up fails and nothing is logged.
@@ -212,7 +212,7 @@ t.test('shutdown during a swap: while resolving it is dropped; while warming, cl
   await warming.readiness.close()
   await closing
   await swapping
-  t.same(warming.readiness.swaps, { ok: 0, failed: 0, restart: 0 })
+  t.same(warming.readiness.primary.swaps, { ok: 0, failed: 0, restart: 0 })
   t.same(warming.lines, [])
 })
 
@@ -232,7 +232,7 @@ t.test('stopping between warm-up and switch: the new engine is not switched in',
   state.found = { identity: 'two', version: '2' }
   await swapper.check()
   t.equal(readiness.engine, serving)
-  t.same(readiness.swaps, { ok: 0, failed: 0, restart: 0 })
+  t.same(readiness.primary.swaps, { ok: 0, failed: 0, restart: 0 })
 })
 
 t.test('an old pool that does not close in time is logged; it closes itself when its work ends', async (t) => {
@@ -249,7 +249,7 @@ t.test('an old pool that does not close in time is logged; it closes itself when
   state.found = { identity: 'two', version: '2' }
   await swapper.check()
   t.match(lines.find((l) => l.level === 'warn'), { obj: { reason: /not closed after/ }, msg: 'the replaced model\'s pool is still closing' })
-  t.equal(readiness.swaps.ok, 1)
+  t.equal(readiness.primary.swaps.ok, 1)
   // Still tracked: the shutdown closes it again (and now it closes).
   late = false
 })
@@ -261,13 +261,86 @@ t.test('a conversion that fails is refused with its time measured; a bundle with
   state.converting = true
   state.fail = new Error('Unconvertible: s3://models/k: Lambda layers are not supported')
   await swapper.check()
-  t.same(readiness.pending, { version: 'etag-two', error: 'Unconvertible: s3://models/k: Lambda layers are not supported' }, 'named by what the probe saw: nothing was downloaded')
+  t.same(readiness.primary.pending, { version: 'etag-two', error: 'Unconvertible: s3://models/k: Lambda layers are not supported' }, 'named by what the probe saw: nothing was downloaded')
   t.match(lines.at(-1)?.obj, { downloadMs: Number, convertMs: Number, warmMs: 0 })
 
   state.found = { identity: 'three', version: 'etag-three' }
   state.fail = undefined
   state.noManifest = true
   await swapper.check()
-  t.equal(readiness.pending, undefined)
+  t.equal(readiness.primary.pending, undefined)
   t.equal(readiness.engine?.model.spec.version, 'unversioned', 'what a manifest-less model reports')
+})
+
+t.test('the canary slot: check() loads its first version, refusing a bad one; later versions are swapped', async (t) => {
+  const dir = t.testdir()
+  const bundle = { ...(await localStore((await writeTinyBundle(dir, { seed: 1, version: 'a' })).dir, dir).resolve()) }
+  const readiness = new Readiness({ canaryPercent: 50 })
+  t.teardown(async () => await readiness.close())
+  const primary = await start(bundle, (pool) => readiness.trackPool(pool))
+  readiness.ready(primary)
+  const { state, source } = scripted(bundle)
+  const { lines, log } = recorder()
+  const restarts: string[] = []
+  // MODEL_SWAP=restart: an empty slot has no pool to give up, so its first version loads in place.
+  const swapper = new ModelSwapper({ mode: 'restart', readiness, slot: readiness.canary!, source, loadsFirst: true, start, restart: (r) => restarts.push(r), log })
+  t.teardown(async () => await swapper.close())
+  const canary = readiness.canary!
+
+  state.found = new Error('NoSuchKey: s3://models/canary/model.onnx does not exist')
+  await swapper.check()
+  t.same(canary.pending, { version: 'unknown', error: 'NoSuchKey: s3://models/canary/model.onnx does not exist' }, '/health says why the slot is empty')
+  t.match(lines.at(-1), { level: 'warn', obj: { slot: 'canary' }, msg: 'model check failed; nothing loaded in this slot yet' })
+
+  state.found = { identity: 'bad', version: 'b' }
+  state.fail = new Error('Unconvertible: Lambda layers are not supported')
+  await swapper.check()
+  await swapper.check()
+  t.equal(state.resolved, 1, 'a refused version is not tried again while it stays the same')
+  t.match(canary.pending, { version: 'b', error: /Lambda/ })
+  t.same(canary.swaps, { ok: 0, failed: 1, restart: 0 })
+  t.match(lines.at(-1), { level: 'error', obj: { slot: 'canary' }, msg: 'model version refused; this slot stays empty' })
+  t.equal(canary.engine, undefined)
+
+  state.found = { identity: 'good', version: 'c' }
+  state.fail = undefined
+  await swapper.check()
+  const first = canary.engine
+  t.ok(first, 'the first good version loads')
+  t.not(first, primary)
+  t.equal(readiness.engine, primary, 'the primary is untouched')
+  t.equal(canary.pending, undefined)
+  t.same(canary.swaps, { ok: 0, failed: 1, restart: 0 }, 'a first load is not a swap')
+  t.match(lines.at(-1), { level: 'info', obj: { slot: 'canary', version: 'a' }, msg: 'model loaded' })
+  t.same(restarts, [])
+
+  state.found = { identity: 'newer', version: 'd' }
+  await swapper.check()
+  t.same(restarts, ['restarting to load model version a (MODEL_SWAP=restart)'], 'a loaded canary is replaced as MODEL_SWAP says')
+  t.equal(canary.engine, first)
+})
+
+t.test('the canary slot swaps live like the primary, draining its old pool', async (t) => {
+  const dir = t.testdir()
+  const bundle = { ...(await localStore((await writeTinyBundle(dir, { seed: 1, version: 'a' })).dir, dir).resolve()) }
+  const readiness = new Readiness({ canaryPercent: 100 })
+  t.teardown(async () => await readiness.close())
+  readiness.ready(await start(bundle, (pool) => readiness.trackPool(pool)))
+  const { state, source } = scripted(bundle)
+  const { lines, log } = recorder()
+  const swapper = new ModelSwapper({ mode: 'live', readiness, slot: readiness.canary!, source, loadsFirst: true, start, restart: () => {}, log })
+  t.teardown(async () => await swapper.close())
+  await swapper.check()
+  const first = readiness.canary!.engine!
+  const held = readiness.lease('id:someone')!
+  t.equal(held.engine, first, 'at 100 % every client with a key gets the canary')
+  state.found = { identity: 'two', version: '2' }
+  const checking = swapper.check()
+  await until('the switch', () => readiness.canary!.engine !== first)
+  t.equal(readiness.canary!.leased(first), 1, 'the old canary pool waits for the analysis holding it')
+  held.release()
+  await checking
+  await t.rejects(one(first), { code: 'NOT_READY' }, 'then it is closed')
+  t.same(readiness.canary!.swaps, { ok: 1, failed: 0, restart: 0 })
+  t.match(lines.at(-1), { obj: { slot: 'canary', drainedRequests: 1 }, msg: 'model swapped' })
 })

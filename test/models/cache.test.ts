@@ -161,6 +161,17 @@ t.test('during a swap both versions in use are kept, whatever MODEL_CACHE_KEEP s
   t.same((await listEntries(join(modelDir, CACHE_SUBDIR))).map((e) => e.dir).sort(), [join(key, 'v1'), join(key, 'v3')])
 })
 
+t.test('another store\'s key folder is left to it: a canary\'s versions are never pruned by the primary\'s store', async (t) => {
+  const modelDir = t.testdir()
+  const primary = join(modelDir, CACHE_SUBDIR, 'b', 'live')
+  const canary = join(modelDir, CACHE_SUBDIR, 'b', 'canary')
+  for (const v of ['v1', 'v2']) await writeEntry(join(primary, v), { 'model.onnx': v })
+  for (const v of ['c1', 'c2']) await writeEntry(join(canary, v), { 'model.onnx': v })
+  t.same(await pruneEntries(modelDir, 1, join(primary, 'v2'), [canary]), [join(primary, 'v1')], 'only the primary\'s older version goes')
+  t.same((await listEntries(join(modelDir, CACHE_SUBDIR), canary)).map((e) => e.dir).sort(), [join(canary, 'c1'), join(canary, 'c2')])
+  t.same((await pruneEntries(modelDir, 1, join(canary, 'c2'), [primary])), [join(canary, 'c1')], 'the canary\'s store prunes its own')
+})
+
 t.test('a staging folder whose files vanish while it is inspected counts as untouched', async (t) => {
   const root = join(t.testdir(), CACHE_SUBDIR)
   const key = join(root, 'b', 'k')

@@ -103,7 +103,7 @@ t.test('preflight on every route: methods, their headers, max age', async (t) =>
     t.equal(a.status, 204, path)
     t.same(acao(a), [ALLOWED], `${path}: one Allow-Origin`)
     t.same(a.headers['access-control-allow-methods'], ['GET, HEAD, POST, OPTIONS'], path)
-    t.same(a.headers['access-control-allow-headers'], ['Content-Type, Authorization, X-Requested-With, Accept, Origin, Cache-Control, X-Request-Id'], path)
+    t.same(a.headers['access-control-allow-headers'], ['Content-Type, Authorization, X-Requested-With, Accept, Origin, Cache-Control, X-Request-Id, X-Client-Id'], path)
     t.same(a.headers['access-control-max-age'], ['123'], path)
     t.ok(varyOrigin(a), `${path}: Vary: Origin`)
   }

@@ -97,9 +97,9 @@ t.test('/api/health answers as /health: starting, failed and stopping', async (t
 
 t.test('a refused or pending version is shown beside the serving one, still 200', async (t) => {
   const { app, readiness } = await testApp(t)
-  readiness.pending = { version: 'test-2' }
+  readiness.primary.pending = { version: 'test-2' }
   t.match((await app.inject('/health')).json(), { status: 'ok', model: { version: 'test-1', pending: { version: 'test-2' } } })
-  readiness.pending = { version: 'test-2', error: 'manifest has 3 labels but model.onnx\'s output shape is [N, 8]' }
+  readiness.primary.pending = { version: 'test-2', error: 'manifest has 3 labels but model.onnx\'s output shape is [N, 8]' }
   const res = await app.inject('/health')
   t.equal(res.statusCode, 200)
   t.same(res.json().model.pending, { version: 'test-2', error: 'manifest has 3 labels but model.onnx\'s output shape is [N, 8]' })

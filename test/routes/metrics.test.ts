@@ -28,17 +28,20 @@ t.test('/metrics counts add up after known traffic', async (t) => {
   t.match(res.headers['content-type'], /text\/plain/)
   const text = res.body
   const route = '/api/v2/analyze/guest'
-  t.equal(sample(text, 'http_requests_total', { method: 'POST', route, status: '200' }), 5)
-  t.equal(sample(text, 'http_requests_total', { method: 'POST', route, status: '415' }), 3)
+  // Labelled by the version the analysis was routed to (a canary's answers apart from the primary's).
+  const version = 'test-1'
+  t.equal(sample(text, 'http_requests_total', { method: 'POST', route, status: '200', version }), 5)
+  t.equal(sample(text, 'http_requests_total', { method: 'POST', route, status: '415', version }), 3)
   t.equal(sample(text, 'http_requests_total', { method: 'GET', route: '/health', status: '200' }), 2)
   t.equal(sample(text, 'http_requests_total', { method: 'GET', route: 'unmatched', status: '404' }), 1)
-  t.equal(sample(text, 'http_request_duration_seconds_count', { method: 'POST', route, status: '200' }), 5)
-  t.equal(sample(text, 'shine_preprocess_seconds_count'), 5, 'only analyses that reached the model')
-  t.equal(sample(text, 'shine_inference_seconds_count'), 5)
-  t.equal(sample(text, 'shine_queue_wait_seconds_count'), 5)
-  t.ok(sample(text, 'shine_inference_seconds_sum') > 0)
+  t.equal(sample(text, 'http_request_duration_seconds_count', { method: 'POST', route, status: '200', version }), 5)
+  t.equal(sample(text, 'shine_preprocess_seconds_count', { version }), 5, 'only analyses that reached the model')
+  t.equal(sample(text, 'shine_inference_seconds_count', { version }), 5)
+  t.equal(sample(text, 'shine_queue_wait_seconds_count', { version }), 5)
+  t.ok(sample(text, 'shine_inference_seconds_sum', { version }) > 0)
   t.equal(sample(text, 'shine_rejections_total', { reason: 'bad_input' }), 3)
-  t.equal(sample(text, 'shine_model_info', { name: 'tiny-test', version: 'test-1', source: 'local' }), 1)
+  t.equal(sample(text, 'shine_model_info', { slot: 'primary', name: 'tiny-test', version: 'test-1', source: 'local' }), 1)
+  t.equal(sample(text, 'shine_canary_percent'), 0, 'no canary configured')
   t.equal(sample(text, 'shine_workers'), 2)
   t.equal(sample(text, 'shine_workers_busy'), 0)
   t.equal(sample(text, 'shine_queue_depth'), 0)
@@ -63,11 +66,13 @@ t.test('before the model is ready', async (t) => {
 t.test('shine_model_swaps_total counts each result the swapper recorded', async (t) => {
   const { app, readiness } = await testApp(t)
   let text = (await app.inject('/metrics')).body
-  t.equal(sample(text, 'shine_model_swaps_total', { result: 'ok' }), 0)
-  readiness.swaps.ok += 2
-  readiness.swaps.failed += 1
+  const slot = 'primary'
+  t.equal(sample(text, 'shine_model_swaps_total', { result: 'ok', slot }), 0)
+  readiness.primary.swaps.ok += 2
+  readiness.primary.swaps.failed += 1
   text = (await app.inject('/metrics')).body
-  t.equal(sample(text, 'shine_model_swaps_total', { result: 'ok' }), 2)
-  t.equal(sample(text, 'shine_model_swaps_total', { result: 'failed' }), 1)
-  t.equal(sample(text, 'shine_model_swaps_total', { result: 'restart' }), 0)
+  t.equal(sample(text, 'shine_model_swaps_total', { result: 'ok', slot }), 2)
+  t.equal(sample(text, 'shine_model_swaps_total', { result: 'failed', slot }), 1)
+  t.equal(sample(text, 'shine_model_swaps_total', { result: 'restart', slot }), 0)
+  t.notMatch(text, /slot="canary"/, 'no canary slot without a canary')
 })
