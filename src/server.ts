@@ -49,7 +49,7 @@ async function swapping (slot: ModelSlot, model: ModelSource) {
     source,
     // The canary loads its first version through its swapper, after the primary is ready.
     loadsFirst: slot !== readiness.primary,
-    start: async (bundle, onPool) => await startEngine(bundle, config, onPool),
+    start: async (bundle, onPool, workers) => await startEngine(bundle, workers === undefined ? config : { ...config, workers }, onPool),
     restart: (reason) => { void shutdown('model update', reason) },
     log: app.log
   })

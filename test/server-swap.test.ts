@@ -148,8 +148,16 @@ t.test('labels that do not match the output, and a warm-up producing NaN, are re
   await stopped(t, server)
 })
 
-t.test('MODEL_SWAP=restart: the new version is cached, the process drains and exits 0, and boots on it', async (t) => {
+t.test('MODEL_SWAP=restart: a version that does not load is refused without a restart; a good one is cached, the process drains, exits 0 and boots on it', async (t) => {
   const { server, push, env } = await liveServer(t, { MODEL_POLL_S: '0', MODEL_SWAP: 'restart' })
+  // Verifies, but ONNX Runtime cannot load it: the trial in one worker finds that out.
+  await push('bad', fakeOnnx(4096))
+  server.child.kill('SIGHUP')
+  await until('the refusal', async () => (await health(server.url)).model.pending?.error !== undefined)
+  t.match(await health(server.url), { status: 'ok', model: { version: 'v1', pending: { version: 'bad', error: /./ } } }, 'still serving v1, not restarting onto it')
+  t.equal(server.child.exitCode, null)
+  t.equal(await metric(server, 'restart'), 0)
+
   await push('v2', tiny(2))
   server.child.kill('SIGHUP')
   t.same(await server.exited, { code: 0, signal: null }, 'exits 0 for the supervisor to restart it')

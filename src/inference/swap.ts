@@ -25,8 +25,11 @@ export interface SwapperOptions {
    * one that changes. The primary's first version is boot's to load, with its retries.
    */
   loadsFirst?: boolean
-  /** Starts and warms a pool on a bundle (startEngine); `onPool` hands the pool out first. */
-  start: (bundle: ResolvedBundle, onPool: (pool: InferencePool) => void) => Promise<Engine>
+  /**
+   * Starts and warms a pool on a bundle (startEngine); `onPool` hands the pool out first.
+   * `workers` overrides WORKERS (1 for MODEL_SWAP=restart's trial load).
+   */
+  start: (bundle: ResolvedBundle, onPool: (pool: InferencePool) => void, workers?: number) => Promise<Engine>
   /** MODEL_SWAP=restart, once a new version is in the cache: drain and exit for the supervisor. */
   restart: (reason: string) => void
   log: SwapLog
@@ -93,6 +96,20 @@ export class ModelSwapper {
     } while (this.#again && !this.#closed)
   }
 
+  /**
+   * MODEL_SWAP=restart loads the version once in one worker (labels, warm-up, NaN check) before
+   * restarting for it: the restarted process would find a version that does not load only after
+   * it stopped serving the good one, with nothing to fall back to. One session, not a pool.
+   */
+  async #trial (bundle: ResolvedBundle): Promise<void> {
+    const { readiness } = this.#o
+    const starting = this.#o.start(bundle, (pool) => readiness.trackPool(pool), 1)
+    this.#warming = starting.catch(() => {})
+    const { pool } = await starting
+    await pool.close()
+    readiness.untrackPool(pool)
+  }
+
   async #checkOnce (): Promise<void> {
     const { slot, log } = this.#o
     let found: SourceVersion
@@ -144,6 +161,9 @@ export class ModelSwapper {
       if (this.#closed) return
       // An empty slot (the canary's first version) has no pool to give up: it loads either way.
       if (mode === 'restart' && old !== undefined) {
+        await this.#trial(candidate.bundle)
+        warmedAt = this.#now()
+        if (this.#closed) return
         slot.swaps.restart++
         slot.pending = { version }
         log.info({ slot: slot.name, from, to: version, ...durations() }, 'new model version cached; restarting to load it (MODEL_SWAP=restart)')

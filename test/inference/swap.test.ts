@@ -37,11 +37,14 @@ async function localSetup (t: Test, mode: SwapperOptions['mode'] = 'live') {
   const counted: WatchedSource = { probe: source.probe, resolve: async (...args) => { resolves++; return await source.resolve(...args) } }
   const { lines, log } = recorder()
   const restarts: string[] = []
-  const swapper = new ModelSwapper({ mode, readiness, slot: readiness.primary, source: counted, start, restart: (r) => restarts.push(r), log })
+  // The workers each start asked for (undefined: WORKERS).
+  const started: Array<number | undefined> = []
+  const counting: SwapperOptions['start'] = async (bundle, onPool, workers) => { started.push(workers); return await start(bundle, onPool) }
+  const swapper = new ModelSwapper({ mode, readiness, slot: readiness.primary, source: counted, start: counting, restart: (r) => restarts.push(r), log })
   swapper.adopt(await source.resolve())
   resolves = 0
   t.teardown(async () => await swapper.close())
-  return { app, readiness, config, swapper, lines, restarts, resolves: () => resolves }
+  return { app, readiness, config, swapper, lines, restarts, started, resolves: () => resolves }
 }
 
 const one = (engine: Engine) => engine.pool.infer(new Float32Array(3 * TINY_SIZE * TINY_SIZE), [1, 3, TINY_SIZE, TINY_SIZE])
@@ -94,18 +97,35 @@ t.test('bad versions are refused, keep the old one serving, and are not retried 
   t.match(await app.inject({ method: 'GET', url: '/health' }).then((r) => r.statusCode), 200)
 })
 
-t.test('MODEL_SWAP=restart: the version is prepared, then the process is asked to restart; no second pool', async (t) => {
-  const { readiness, config, swapper, restarts, lines } = await localSetup(t, 'restart')
+t.test('MODEL_SWAP=restart: the version is prepared and tried in one worker, then the process is asked to restart', async (t) => {
+  const { readiness, config, swapper, restarts, lines, started } = await localSetup(t, 'restart')
   const serving = readiness.engine
   await writeTinyBundle(config.modelPath, { seed: 2, version: 'b' })
   await swapper.check()
   t.same(restarts, ['restarting to load model version b (MODEL_SWAP=restart)'])
+  t.same(started, [1], 'one trial pool of one worker, not a second pool of WORKERS')
   t.equal(readiness.engine, serving, 'the old engine serves until the process drains')
   t.same(readiness.primary.swaps, { ok: 0, failed: 0, restart: 1 })
-  t.match(lines.at(-1), { msg: /restarting to load it/, obj: { from: 'a', to: 'b' } })
+  t.match(lines.at(-1), { msg: /restarting to load it/, obj: { from: 'a', to: 'b', warmMs: Number } })
   await writeTinyBundle(config.modelPath, { seed: 3, version: 'c' })
   await swapper.check()
   t.equal(restarts.length, 1, 'asked once; the swapper is closed from then on')
+})
+
+t.test('MODEL_SWAP=restart: a version that does not load is refused by the trial; no restart, the old one serves', async (t) => {
+  const { readiness, config, swapper, restarts } = await localSetup(t, 'restart')
+  const serving = readiness.engine
+  await writeBundle(config.modelPath, buildTinyClassifier({ seed: 4, classes: SKIN_LABELS.length, size: TINY_SIZE, layout: 'NCHW', poison: true }), {
+    name: 'tiny-test', version: 'poisoned', input: { name: 'input', layout: 'NCHW', width: TINY_SIZE, height: TINY_SIZE, mean: [0, 0, 0], std: [1, 1, 1] }, output: { name: 'logits', activation: 'softmax' }, labels: SKIN_LABELS
+  })
+  await swapper.check()
+  t.same(restarts, [], 'the process is not restarted onto it')
+  t.match(readiness.primary.pending, { version: 'poisoned', error: /NaN or Infinity/ })
+  t.same(readiness.primary.swaps, { ok: 0, failed: 1, restart: 0 })
+  t.equal(readiness.engine, serving)
+  await writeTinyBundle(config.modelPath, { seed: 5, version: 'good' })
+  await swapper.check()
+  t.same(restarts, ['restarting to load model version good (MODEL_SWAP=restart)'], 'the next good version is restarted for')
 })
 
 // A source whose answers the test sets: what S3 would say between two pushes.
