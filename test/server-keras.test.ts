@@ -1,5 +1,6 @@
 // The built server on Keras models: the team's ensemble layout from S3 (no manifest), a restart
 // from the cache, /health while a conversion runs, and a local Keras file that cannot be converted.
+import { createHash } from 'node:crypto'
 import { copyFile, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
@@ -37,20 +38,23 @@ t.test('the team\'s ensemble shape from S3: converted at boot, 8 labels in order
   const seen = await waitReady(cold.url)
   const health = seen.at(-1)!.body as Health
   t.match(health, { status: 'ok', model: { name: 'best_facial_model', format: 'keras-h5', source: 's3', labels: TEAM_LABELS } })
+  const h5Sha = createHash('sha256').update(await readFile(MINI_ENSEMBLE_H5)).digest('hex')
+  t.equal(health.model.version, `sha256-${h5Sha.slice(0, 12)}`, 'no manifest: the .h5\'s content names the version')
   t.match(health.model.warnings, [/labels from facial_results\.json/])
   t.match(cold.output(), /"msg":"model converted to ONNX"/)
 
   const res = await fetch(`${cold.url}/api/v2/analyze/guest`, { method: 'POST', body: form(await img.jpeg({ width: 320, height: 240 })) })
   t.equal(res.status, 200)
-  const body = await res.json() as { predictions: Array<{ label: string, confidence: number }> }
+  const body = await res.json() as { model: { version: string }, predictions: Array<{ label: string, confidence: number }> }
   t.same(body.predictions.map((p) => p.label).sort(), [...TEAM_LABELS].sort(), 'answers in the team\'s vocabulary')
+  t.equal(body.model.version, health.model.version)
   t.ok(Math.abs(body.predictions.reduce((a, p) => a + p.confidence, 0) - 1) < 1e-4, 'the model\'s softmax is kept as it is')
   cold.child.kill('SIGTERM')
   t.equal((await cold.exited).code, 0)
 
   const warm = await spawnServer(t, env)
   const again = await waitReady(warm.url)
-  t.match(again.at(-1)!.body, { status: 'ok', model: { source: 'cache', format: 'keras-h5', labels: TEAM_LABELS }, store: { cacheHits: 1, downloadedBytes: 0 } })
+  t.match(again.at(-1)!.body, { status: 'ok', model: { source: 'cache', format: 'keras-h5', version: health.model.version, labels: TEAM_LABELS }, store: { cacheHits: 1, downloadedBytes: 0 } })
   t.notOk(again.some((s) => (s.body as Health).phase === 'converting'), 'never converting')
   t.notMatch(warm.output(), /model converted to ONNX/, 'no conversion')
   warm.child.kill('SIGTERM')

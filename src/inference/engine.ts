@@ -50,7 +50,7 @@ export async function startEngine (
   try {
     const io = await pool.describe()
     const file = basename(bundle.sourceFile ?? bundle.modelFile)
-    const spec = bundle.spec ?? specFromModelMetadata(file, io.inputs, io.outputs, { format: bundle.format, labels: bundle.labels })
+    const spec = bundle.spec ?? specFromModelMetadata(file, io.inputs, io.outputs, { format: bundle.format, labels: bundle.labels, sha256: bundle.sourceSha256 })
     checkSpecAgainstModel(spec, io.inputs, io.outputs)
     await pool.warmUp(inputDims(spec.input))
     const model: LoadedModel = { spec, source: bundle.source }

@@ -24,6 +24,8 @@ export interface Bundle {
   labels?: SideLabels
   /** Set when this boot converted the model (a warm boot reuses the cached conversion). */
   conversion?: ConvertSummary
+  /** The published model file's sha256 when the store hashed it: names a manifest-less model's version. */
+  sourceSha256?: string
 }
 
 // A folder without a manifest is served when it holds exactly one of these.

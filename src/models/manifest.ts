@@ -125,6 +125,16 @@ export interface SideLabels {
 export interface MetadataOptions {
   format?: ModelFormat
   labels?: SideLabels | undefined
+  /** The published model file's sha256: names the version (contentVersion) in place of a manifest's. */
+  sha256?: string | undefined
+}
+
+/**
+ * What a manifest-less model's version is called: its file's content, so two versions (the
+ * primary and a canary, or before and after a swap) are told apart in answers and metrics.
+ */
+export function contentVersion (sha256: string | undefined): string {
+  return sha256 === undefined ? 'unversioned' : `sha256-${sha256.slice(0, 12)}`
 }
 
 const MODEL_SUFFIX = /\.(onnx|h5|hdf5|keras|json)$/i
@@ -162,7 +172,7 @@ export function specFromModelMetadata (
   const labelsFrom = side === undefined ? 'labels are class_0…' : `labels from ${side.file}`
   return {
     name: file.replace(MODEL_SUFFIX, ''),
-    version: 'unversioned',
+    version: contentVersion(options.sha256),
     format: options.format ?? 'onnx',
     file,
     sha256: {},

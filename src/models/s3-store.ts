@@ -129,6 +129,7 @@ export function s3Store (o: S3StoreOptions): S3Store {
     try {
       const prepared = await prepareCachedEntry({ dir, marker, stagingParent: keyFolder, what: where, declared: spec?.format, onConverting })
       const bundle: Bundle = { dir, modelFile: prepared.modelFile, spec, format: prepared.format }
+      if (spec === undefined) bundle.sourceSha256 = marker.sha256[marker.file]
       if (prepared.converted !== undefined) bundle.sourceFile = join(dir, marker.file)
       if (prepared.summary !== undefined) bundle.conversion = prepared.summary
       return await withSideLabels(bundle, SIDE_LABEL_FILES.filter((f) => f in marker.sha256))

@@ -71,7 +71,7 @@ async function convertLocal (bundle: Bundle, modelDir: string, onConverting?: On
   if (marker !== undefined && c !== undefined && c.from === sourceSha256 && c.converter === CONVERTER_VERSION && await checkEntry(dir, marker) === undefined) {
     checkDeclaredFormat(declared, c.format as ModelFormat, source)
     await touchEntry(dir)
-    return { ...bundle, modelFile: join(dir, c.file), format: c.format as ModelFormat, sourceFile: source }
+    return { ...bundle, modelFile: join(dir, c.file), format: c.format as ModelFormat, sourceFile: source, sourceSha256 }
   }
   // Abandoned staging folders and unmarked folders go (listEntries cleans them on the way).
   await listEntries(root, root)
@@ -86,7 +86,7 @@ async function convertLocal (bundle: Bundle, modelDir: string, onConverting?: On
       verifiedBy: 'sha256', downloadedAt: new Date().toISOString(), converted: record
     }
     await commitStaging(staging, dir, entry)
-    return { ...bundle, modelFile: join(dir, record.file), format: prepared.format, sourceFile: source, conversion: prepared.summary as ConvertSummary }
+    return { ...bundle, modelFile: join(dir, record.file), format: prepared.format, sourceFile: source, sourceSha256, conversion: prepared.summary as ConvertSummary }
   } finally {
     await rm(staging, { recursive: true, force: true })
   }
@@ -98,7 +98,9 @@ export function localStore (modelPath: string, modelDir: string): ModelStore {
     async resolve (_onProgress, onConverting) {
       const bundle = await withSideLabels(await openBundle(modelPath))
       if (!needsConversion(await readHead(bundle.modelFile), bundle.spec?.format, bundle.modelFile)) {
-        return { ...bundle, format: 'onnx', source: 'local' }
+        // Without a manifest the file's hash names the version (a manifest's files are hashed by openBundle).
+        const sourceSha256 = bundle.spec === undefined ? await hashFile(bundle.modelFile) : undefined
+        return { ...bundle, format: 'onnx', source: 'local', ...(sourceSha256 === undefined ? {} : { sourceSha256 }) }
       }
       return { ...(await convertLocal(bundle, modelDir, onConverting)), source: 'local' }
     }

@@ -1,7 +1,9 @@
 import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import t from 'tap'
 import { startEngine } from '../../src/inference/engine.js'
-import { openBundle } from '../../src/models/bundle.js'
+import { hashFile, openBundle } from '../../src/models/bundle.js'
+import { localStore } from '../../src/models/store.js'
 import { writeTinyBundle } from '../helpers/model.js'
 
 const options = { workers: 2, intraOpThreads: 1, queueSize: 8, inferenceTimeoutMs: 30_000 }
@@ -14,6 +16,19 @@ t.test('a manifest-less model is described by its own shapes and warms up', asyn
   t.match(engine.model.spec, { name: 'model', version: 'unversioned', input: { layout: 'NHWC', width: 32, height: 32 }, output: { activation: 'auto' } })
   t.equal(engine.model.spec.labels.length, 8)
   t.equal(engine.pool.stats().completed >= 3, true, 'one describe and a warm-up inference per worker')
+})
+
+t.test('a manifest-less local model is named by its content; a manifest\'s version wins', async (t) => {
+  const dir = t.testdir()
+  const b = await writeTinyBundle(join(dir, 'model'), { version: 'from-manifest' })
+  const sha = await hashFile(b.modelPath)
+  const withManifest = await startEngine(await localStore(b.dir, join(dir, 'cache')).resolve(), options)
+  t.teardown(async () => await withManifest.pool.close())
+  t.equal(withManifest.model.spec.version, 'from-manifest')
+  await rm(b.manifestPath)
+  const bare = await startEngine(await localStore(b.dir, join(dir, 'cache')).resolve(), options)
+  t.teardown(async () => await bare.pool.close())
+  t.equal(bare.model.spec.version, `sha256-${sha.slice(0, 12)}`)
 })
 
 t.test('the source error of a cached bundle is carried to the model', async (t) => {
