@@ -45,7 +45,13 @@ export class Metrics {
     this.inference = new Histogram({ name: 'shine_inference_seconds', help: 'Model run time in a worker', labelNames: ['version'], buckets: STAGE_BUCKETS, registers })
     this.queueWait = new Histogram({ name: 'shine_queue_wait_seconds', help: 'Wait for a free worker (and tensor transfer)', labelNames: ['version'], buckets: STAGE_BUCKETS, registers })
     this.rejections = new Counter({ name: 'shine_rejections_total', help: 'Requests turned away, by reason', labelNames: ['reason'], registers })
-    const pool = () => readiness.engine?.pool.stats()
+    // Summed over the serving pools (the primary's, and the canary's while one serves).
+    const pool = () => {
+      if (readiness.engine === undefined) return undefined
+      const all = readiness.slots.flatMap(({ engine }) => engine === undefined ? [] : [engine.pool.stats()])
+      const sum = (k: 'queued' | 'workers' | 'inFlight' | 'restarts') => all.reduce((n, s) => n + s[k], 0)
+      return { queued: sum('queued'), workers: sum('workers'), inFlight: sum('inFlight'), restarts: sum('restarts') }
+    }
     new Gauge({ name: 'shine_queue_depth', help: 'Inferences waiting for a worker', registers, collect () { this.set(pool()?.queued ?? 0) } })
     new Gauge({
       name: 'shine_workers_busy', help: 'Workers running an inference', registers,

@@ -86,6 +86,7 @@ t.test('30 % of 1 000 clients get the canary, each client always the same model;
   t.equal(sample(metrics, 'shine_model_info', 'slot="canary",name="tiny-test",version="c1",source="s3"'), 1)
   t.equal(sample(metrics, 'shine_model_info', 'slot="primary",name="tiny-test",version="v1",source="s3"'), 1)
   t.match(metrics, /^shine_canary_percent 30$/m)
+  t.match(metrics, /^shine_workers 4$/m, 'the pool gauges count both pools')
 
   // A new canary version is swapped like the primary's; the primary stays.
   await putLive(s3, 'models', 'skin/canary', 'c2', tiny(3))
@@ -120,6 +121,7 @@ t.test('a canary that is missing leaves every analysis to the primary, /health s
   t.match(await health(server.url), { status: 'ok', model: { version: 'v1' }, canary: { percent: 100, model: undefined, pending: { error: /skin\/canary\/model\.onnx/ } } })
   const photo = await jpeg({ width: 64, height: 48, seed: 4 })
   t.equal(await versionFor(server.url, photo, 'anyone'), 'v1', 'at 100 %, still the primary while the canary is empty')
+  t.match(await (await fetch(`${server.url}/metrics`)).text(), /^shine_workers 2$/m, 'only the primary\'s pool exists')
 
   await putLive(s3, 'models', 'skin/canary', 'c1', tiny(2))
   server.child.kill('SIGHUP')

@@ -25,12 +25,11 @@ export interface Lease {
  * one for the primary model and one for the canary; each has its own swapper.
  */
 export class ModelSlot {
+  readonly name: SlotName
   pending: PendingVersion | undefined
   readonly swaps: Record<SwapResult, number> = { ok: 0, failed: 0, restart: 0 }
   #engine: Engine | undefined
   readonly #leases = new Leases<Engine>()
-
-  readonly name: SlotName
 
   constructor (name: SlotName) {
     this.name = name
@@ -41,11 +40,9 @@ export class ModelSlot {
     return this.#engine
   }
 
-  /** Makes `engine` the one new analyses get, in one step; returns the one it replaced. */
-  install (engine: Engine): Engine | undefined {
-    const old = this.#engine
+  /** Makes `engine` the one new analyses get, in one step (the one it replaces drains by its leases). */
+  install (engine: Engine): void {
     this.#engine = engine
-    return old
   }
 
   lease (): Lease | undefined {
