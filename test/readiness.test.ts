@@ -75,6 +75,7 @@ t.test('a canary slot takes the analyses of the clients in its share once it ser
   const clients = Array.from({ length: 200 }, (_, i) => `id:user-${i}`)
   t.same(clients.filter((c) => r.lease(c)!.engine !== primary), [], 'every client on the primary while the canary slot is empty')
 
+  t.equal(r.canary!.lease(), undefined, 'an empty slot has nothing to lease')
   const canary = fakeEngine(closed, 'c')
   t.ok(r.replace(r.canary!, canary))
   t.equal(r.engine, primary, 'the canary never becomes the engine readiness reports')

@@ -30,7 +30,8 @@ async function until (what: string, test: () => boolean): Promise<void> {
   if (!test()) throw new Error(`timed out waiting for ${what}`)
 }
 
-async function localSetup (t: Test, mode: SwapperOptions['mode'] = 'live') {
+// `gate`: pools start only once it resolves (to land a shutdown while one is starting).
+async function localSetup (t: Test, mode: SwapperOptions['mode'] = 'live', gate?: Promise<void>) {
   const { app, readiness, config } = await testApp(t, { bundle: { seed: 1, version: 'a' } })
   const source = watchLocal(localStore(config.modelPath, config.modelDir), config.modelPath)
   let resolves = 0
@@ -39,7 +40,7 @@ async function localSetup (t: Test, mode: SwapperOptions['mode'] = 'live') {
   const restarts: string[] = []
   // The workers each start asked for (undefined: WORKERS).
   const started: Array<number | undefined> = []
-  const counting: SwapperOptions['start'] = async (bundle, onPool, workers) => { started.push(workers); return await start(bundle, onPool) }
+  const counting: SwapperOptions['start'] = async (bundle, onPool, workers) => { started.push(workers); await gate; return await start(bundle, onPool) }
   const swapper = new ModelSwapper({ mode, readiness, slot: readiness.primary, source: counted, start: counting, restart: (r) => restarts.push(r), log })
   swapper.adopt(await source.resolve())
   resolves = 0
@@ -126,6 +127,21 @@ t.test('MODEL_SWAP=restart: a version that does not load is refused by the trial
   await writeTinyBundle(config.modelPath, { seed: 5, version: 'good' })
   await swapper.check()
   t.same(restarts, ['restarting to load model version good (MODEL_SWAP=restart)'], 'the next good version is restarted for')
+})
+
+t.test('MODEL_SWAP=restart: a shutdown during the trial asks for no restart', async (t) => {
+  let open!: () => void
+  const gate = new Promise<void>((resolve) => { open = resolve })
+  const { config, swapper, restarts, started, readiness } = await localSetup(t, 'restart', gate)
+  await writeTinyBundle(config.modelPath, { seed: 2, version: 'b' })
+  const checking = swapper.check()
+  await until('the trial pool starting', () => started.length === 1)
+  const closing = swapper.close()
+  open()
+  await closing
+  await checking
+  t.same(restarts, [], 'stopping already: nothing to restart for')
+  t.same(readiness.primary.swaps, { ok: 0, failed: 0, restart: 0 })
 })
 
 // A source whose answers the test sets: what S3 would say between two pushes.
