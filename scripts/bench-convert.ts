@@ -22,16 +22,19 @@ if (!existsSync(BENCH) || readdirSync(BENCH).length === 0) {
 }
 
 // The conversion in a fresh Node process running dist/ (what the server runs), reporting its
-// time, peak RSS and the ONNX bytes' size; the graph itself is written beside the model.
+// time (writing the file included, as the server does), peak RSS and the ONNX bytes' size; the
+// graph itself is written beside the model.
 const CHILD = `
-import { writeFileSync } from 'node:fs'
+import { rmSync } from 'node:fs'
+import { writeOnnx } from '${join(ROOT, 'dist/convert/write-onnx.js')}'
 import { convertKerasFile } from '${join(ROOT, 'dist/convert/convert.js')}'
 import { detectFormat } from '${join(ROOT, 'dist/convert/detect.js')}'
 const [file, out] = process.argv.slice(1)
 const started = performance.now()
-const { onnx, summary } = await convertKerasFile(file, await detectFormat(file), '${os.tmpdir()}')
+const { parts, summary } = await convertKerasFile(file, await detectFormat(file), '${os.tmpdir()}')
+rmSync(out, { force: true })
+await writeOnnx(parts, out)
 const ms = performance.now() - started
-writeFileSync(out, onnx)
 console.log(JSON.stringify({ ms, maxRssMb: process.resourceUsage().maxRSS / 1024, parameters: summary.parameters, nodes: Object.values(summary.onnxOps).reduce((a, b) => a + b, 0), transposes: summary.onnxOps.Transpose ?? 0 }))
 `
 

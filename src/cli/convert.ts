@@ -49,8 +49,10 @@ export async function convertCommand (o: ConvertCliOptions): Promise<void> {
   const out = resolve(o.out ?? `${basename(o.modelPath).replace(STEM, '')}-onnx`)
   // Nothing is written to --out unless the conversion succeeds.
   const work = await mkdtemp(join(tmpdir(), 'shine-convert-'))
-  const { onnx, summary } = await convertKerasFile(o.modelPath, format, work, o.modelPath).finally(async () => await rm(work, { recursive: true, force: true }))
+  const { parts, summary } = await convertKerasFile(o.modelPath, format, work, o.modelPath).finally(async () => await rm(work, { recursive: true, force: true }))
 
+  // One buffer here: the CLI hands it to ONNX Runtime for the check as well as writing it.
+  const onnx = Buffer.concat(parts)
   const given = await manifestBeside(o.modelPath)
   const side = given === undefined ? await readSideLabels(dirname(o.modelPath)) : undefined
   const input = summary.inputs[0]!

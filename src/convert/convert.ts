@@ -32,7 +32,8 @@ export interface ConvertSummary {
 }
 
 export interface Converted {
-  onnx: Uint8Array
+  /** The ONNX file in pieces (OnnxGraph.encodeParts): writeOnnx writes them. */
+  parts: Uint8Array[]
   summary: ConvertSummary
 }
 
@@ -114,7 +115,7 @@ export async function convertKerasFile (path: string, format: KerasFormat, workD
     const walker = new GraphWalker(g, loaded.weights, kerasMajor(loaded.kerasVersion))
     const result = walker.walkTop(loaded.graph)
     foldBatchNorm(g)
-    const onnx = g.encode({
+    const parts = g.encodeParts({
       name: loaded.graph.name,
       inputs: result.inputs,
       outputs: result.outputs,
@@ -122,7 +123,7 @@ export async function convertKerasFile (path: string, format: KerasFormat, workD
       producerVersion: CONVERTER_VERSION
     })
     return {
-      onnx,
+      parts,
       summary: {
         format,
         modelName: loaded.graph.name,

@@ -41,6 +41,25 @@ export interface GraphIO {
 
 export type { INodeProto }
 
+export interface EncodeOptions { name: string, inputs: GraphIO[], outputs: GraphIO[], docString: string, producerVersion: string }
+
+// Field numbers of onnx.proto's ModelProto.graph, GraphProto.initializer and TensorProto.raw_data.
+const MODEL_GRAPH = 7
+const GRAPH_INITIALIZER = 5
+const TENSOR_RAW_DATA = 9
+
+/** A length-delimited field's tag and length (protobuf wire type 2, lengths as base-128 varints). */
+export function lengthDelimited (field: number, length: number): Uint8Array {
+  const bytes = [(field << 3) | 2]
+  let n = length
+  while (n >= 0x80) {
+    bytes.push((n % 0x80) | 0x80)
+    n = Math.floor(n / 0x80)
+  }
+  bytes.push(n)
+  return Uint8Array.from(bytes)
+}
+
 export class OnnxGraph {
   // Built only by nodeN/nodeAs (and fold.ts's rewiring), so every node has an input list.
   private readonly nodes: INodeProto[] = []
@@ -135,30 +154,51 @@ export class OnnxGraph {
   }
 
   /**
-   * Encodes the graph. Initializers no node reads (weights replaced by folding) are dropped.
+   * Encodes the graph as the pieces of one ONNX file, in order: the model, the graph without its
+   * initializers, then each initializer with its float data as a view of the weights (not a copy),
+   * so the file is written without holding the model twice (a 119 MB model peaked at 3.85× its
+   * size with one encoded buffer). Protobuf lets a message's fields come in any order.
+   * Initializers no node reads (weights replaced by folding) are dropped.
    */
-  encode (o: { name: string, inputs: GraphIO[], outputs: GraphIO[], docString: string, producerVersion: string }): Uint8Array {
+  encodeParts (o: EncodeOptions): Uint8Array[] {
     const read = new Set(this.nodes.flatMap((n) => n.input as string[]))
     const valueInfo = (io: GraphIO) => ({
       name: io.name,
       type: { tensorType: { elemType: FLOAT, shape: { dim: io.dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } }
     })
-    const model = onnx.ModelProto.create({
+    const model = onnx.ModelProto.encode(onnx.ModelProto.create({
       irVersion: IR_VERSION,
       opsetImport: [{ domain: '', version: OPSET }],
       producerName: 'shine-inference',
       producerVersion: o.producerVersion,
-      docString: o.docString,
-      graph: {
-        name: o.name,
-        node: this.nodes,
-        initializer: [...this.initializers.values()].filter((t) => read.has(t.name as string)),
-        input: o.inputs.map(valueInfo),
-        output: o.outputs.map(valueInfo)
+      docString: o.docString
+    })).finish()
+    const graph = onnx.GraphProto.encode(onnx.GraphProto.create({
+      name: o.name,
+      node: this.nodes,
+      input: o.inputs.map(valueInfo),
+      output: o.outputs.map(valueInfo)
+    })).finish()
+    const tensors: Uint8Array[] = []
+    for (const t of this.initializers.values()) {
+      if (!read.has(t.name as string)) continue
+      const raw = t.rawData ?? undefined
+      if (raw === undefined) {
+        const whole = onnx.TensorProto.encode(t).finish()
+        tensors.push(lengthDelimited(GRAPH_INITIALIZER, whole.length), whole)
+        continue
       }
-    })
-    // finish() returns a Uint8Array (a Buffer in Node) already: copying it would hold the model twice.
-    return onnx.ModelProto.encode(model).finish()
+      const head = onnx.TensorProto.encode({ ...t, rawData: undefined }).finish()
+      const rawField = lengthDelimited(TENSOR_RAW_DATA, raw.length)
+      tensors.push(lengthDelimited(GRAPH_INITIALIZER, head.length + rawField.length + raw.length), head, rawField, raw)
+    }
+    const graphBytes = graph.length + tensors.reduce((n, p) => n + p.length, 0)
+    return [model, lengthDelimited(MODEL_GRAPH, graphBytes), graph, ...tensors]
+  }
+
+  /** The whole file in one buffer (tests and small graphs; the converter writes encodeParts). */
+  encode (o: EncodeOptions): Uint8Array {
+    return Buffer.concat(this.encodeParts(o))
   }
 
   /** The nodes in order, for graph passes (fold.ts). */

@@ -13,11 +13,13 @@ export interface ConversionJob {
   workDir: string
   /** How the file is named in messages (an S3 URL, the user's path). */
   what: string
+  /** Where the converted ONNX is written (a new file, fsynced), when the source needs converting. */
+  out: string
 }
 
 export type ConversionReply =
   | { ok: true, format: 'onnx' }
-  | { ok: true, format: KerasFormat, onnx: Uint8Array, summary: ConvertSummary }
+  | { ok: true, format: KerasFormat, sha256: string, summary: ConvertSummary }
   | { ok: false, name: string, message: string }
 
 export type Conversion = Exclude<ConversionReply, { ok: false }>

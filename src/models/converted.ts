@@ -1,7 +1,7 @@
 // Keras/TF.js models served as ONNX: converted once (off the main thread), kept in the cache beside
 // their verified source, keyed by the source's sha256 and the converter's version (README "Keras models").
 import { createHash } from 'node:crypto'
-import { open, rename, rm } from 'node:fs/promises'
+import { rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ConvertSummary } from '../convert/convert.js'
 import type { ModelFormat } from '../convert/detect.js'
@@ -72,28 +72,20 @@ export interface ConvertOptions {
 
 /**
  * The source itself when it is ONNX; otherwise its conversion, written to `staging` and fsynced.
- * Nothing is written when the converter refuses the file.
+ * Nothing is written when the converter refuses the file (the caller removes `staging` on any failure).
  */
 export async function convertSource (o: ConvertOptions): Promise<Prepared & { path?: string }> {
   const head = await readHead(o.source)
   if (!needsConversion(head, o.declared, o.what)) return { modelFile: o.source, format: 'onnx' }
   const converter = await converterVersion()
   o.onConverting?.(o.declared ?? guessFormat(head))
-  const result = await convertOffThread({ path: o.source, workDir: o.staging, what: o.what })
+  const file = convertedFileName(converter)
+  const path = join(o.staging, file)
+  const result = await convertOffThread({ path: o.source, workDir: o.staging, what: o.what, out: path })
   checkDeclaredFormat(o.declared, result.format, o.what)
   /* c8 ignore next -- detectFormat's ONNX rule is looksLikeOnnx's, so the worker never says onnx here */
   if (result.format === 'onnx') return { modelFile: o.source, format: 'onnx' }
-  const file = convertedFileName(converter)
-  const path = join(o.staging, file)
-  const handle = await open(path, 'wx')
-  try {
-    await handle.writeFile(result.onnx)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  const sha256 = createHash('sha256').update(result.onnx).digest('hex')
-  const converted: ConvertedRecord = { file, sha256, from: o.sourceSha256, format: result.format, converter }
+  const converted: ConvertedRecord = { file, sha256: result.sha256, from: o.sourceSha256, format: result.format, converter }
   return { modelFile: path, path, format: result.format, converted, summary: result.summary }
 }
 

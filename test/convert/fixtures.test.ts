@@ -1,8 +1,12 @@
 // Every Keras fixture, in every saved form (Keras 3 .h5 and .keras, the tf.keras 2 layout, TF.js),
 // converted and run in ONNX Runtime against the outputs Keras itself gave (test/fixtures/keras).
+import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import t from 'tap'
 import { convertKerasFile, type KerasFormat } from '../../src/convert/convert.js'
 import { detectFormat } from '../../src/convert/detect.js'
+import { writeOnnx } from '../../src/convert/write-onnx.js'
 import { kerasCases, maxAbsDiff, runOnnx } from '../helpers/keras-fixtures.js'
 
 const TOLERANCE = 1e-5
@@ -17,7 +21,13 @@ for (const c of kerasCases()) {
       const base = file.split('/').at(-1) as string
       const format = await detectFormat(file)
       t.equal(format, FORMATS[base], `${base} is detected as ${FORMATS[base]}`)
-      const { onnx, summary } = await convertKerasFile(file, format as KerasFormat, t.testdir())
+      const dir = t.testdir()
+      const { parts, summary } = await convertKerasFile(file, format as KerasFormat, dir)
+      // Through the file the converter writes for the server (writeOnnx), read back as ONNX Runtime would.
+      const written = await writeOnnx(parts, join(dir, 'converted.onnx'))
+      const onnx = await readFile(join(dir, 'converted.onnx'))
+      t.equal(written.bytes, onnx.length)
+      t.equal(written.sha256, createHash('sha256').update(onnx).digest('hex'))
       const outputs = await runOnnx(onnx, c.inputs)
       t.equal(outputs.length, c.outputs.length, `${base}: one ONNX output per Keras output`)
       outputs.forEach((out, i) => {

@@ -4,7 +4,8 @@ import t from 'tap'
 import { kerasMajor } from '../../src/convert/convert.js'
 import { foldBatchNorm } from '../../src/convert/fold.js'
 import { bool, cfAxis, num, positiveAxis, str, tuple } from '../../src/convert/layer-api.js'
-import { OnnxGraph } from '../../src/convert/onnx-graph.js'
+import onnxProto from 'onnx-proto'
+import { lengthDelimited, OnnxGraph } from '../../src/convert/onnx-graph.js'
 import { permute, samePads, windowOutput } from '../../src/convert/tensor-math.js'
 import { convertConfig, runModel } from '../helpers/keras-graph.js'
 
@@ -151,4 +152,24 @@ t.test('the small pure helpers', async (t) => {
   t.same([windowOutput(null, 3, 1, 1, 'valid'), windowOutput(5, 3, 2, 1, 'same'), windowOutput(5, 3, 2, 1, 'causal'), windowOutput(5, 3, 1, 2, 'valid')], [null, 3, 3, 1])
   t.same(Array.from(permute(Float32Array.from([0, 1, 2, 3, 4, 5]), [2, 3], [1, 0])), [0, 3, 1, 4, 2, 5])
   t.same(Array.from(permute(Float32Array.from([0, 1, 2, 3, 4, 5, 6, 7]), [2, 2, 2], [2, 0, 1])), [0, 2, 4, 6, 1, 3, 5, 7])
+})
+
+t.test('the file in pieces decodes as one ModelProto: the graph, its nodes and every initializer\'s values', async (t) => {
+  t.same([...lengthDelimited(5, 3)], [0x2a, 3])
+  t.same([...lengthDelimited(7, 300)], [0x3a, 0xac, 0x02], 'lengths over 127 take more varint bytes')
+  const g = new OnnxGraph()
+  const w = g.constant('w', [2, 100], Float32Array.from({ length: 200 }, (_, i) => i / 7))
+  const shape = g.int64([1, 200])
+  const out = g.node('Reshape', [g.node('Add', ['x', w]), shape])
+  g.reserve('x')
+  const parts = g.encodeParts({ name: 'g', inputs: [{ name: 'x', dims: [2, 100] }], outputs: [{ name: out, dims: [1, 200] }], docString: 'test', producerVersion: 'test' })
+  t.ok(parts.length > 4, 'weights are separate pieces')
+  const model = onnxProto.onnx.ModelProto.decode(Buffer.concat(parts))
+  t.equal(model.producerName, 'shine-inference')
+  t.same(model.graph?.node?.map((n) => n.opType), ['Add', 'Reshape'])
+  const [floats, ints] = model.graph?.initializer ?? []
+  const raw = floats?.rawData as Uint8Array
+  t.same([...new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength))], Array.from({ length: 200 }, (_, i) => Math.fround(i / 7)))
+  t.same(ints?.int64Data?.map(Number), [1, 200])
+  t.same(model.graph?.output?.map((o) => o.name), [out])
 })

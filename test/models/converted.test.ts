@@ -32,7 +32,7 @@ t.test('which files go to the converter, from their first bytes and the manifest
 })
 
 t.test('a converter failure that is not a ConvertError is still one line naming the file', async (t) => {
-  await t.rejects(convertOffThread({ path: join(t.testdir(), 'missing.h5'), workDir: t.testdir(), what: 'missing.h5' }),
+  await t.rejects(convertOffThread({ path: join(t.testdir(), 'missing.h5'), workDir: t.testdir(), what: 'missing.h5', out: join(t.testdir(), 'out.onnx') }),
     { name: 'ConvertError', message: /^missing\.h5: the converter failed \(Error: ENOENT/ })
 })
 
