@@ -1,10 +1,10 @@
 // The graph layer: OnnxGraph's encoding, the Conv+BatchNorm fold, the Keras graph walk (nested
 // models, shared layers, layouts, broken graphs), and the pure helpers the layers use.
+import onnxProto from 'onnx-proto'
 import t from 'tap'
 import { kerasMajor } from '../../src/convert/convert.js'
 import { foldBatchNorm } from '../../src/convert/fold.js'
 import { bool, cfAxis, num, positiveAxis, str, tuple } from '../../src/convert/layer-api.js'
-import onnxProto from 'onnx-proto'
 import { lengthDelimited, OnnxGraph } from '../../src/convert/onnx-graph.js'
 import { permute, samePads, windowOutput } from '../../src/convert/tensor-math.js'
 import { convertConfig, runModel } from '../helpers/keras-graph.js'
