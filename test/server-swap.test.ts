@@ -19,6 +19,7 @@ interface Health {
 interface Answer {
   status: number
   startedAt: number
+  answeredAt: number
   version?: string
   aiLevel?: string
   predictions?: string
@@ -34,7 +35,7 @@ async function analyze (url: string, photo: Buffer): Promise<Answer> {
   fd.append('image', new Blob([photo], { type: 'image/jpeg' }), 'p.jpg')
   const res = await fetch(`${url}/api/v2/analyze/guest`, { method: 'POST', body: fd })
   const body = await res.json() as { model?: { version: string }, skin_analysis?: { ai_level: string }, predictions?: unknown }
-  return { status: res.status, startedAt, version: body.model?.version, aiLevel: body.skin_analysis?.ai_level, predictions: JSON.stringify(body.predictions) }
+  return { status: res.status, startedAt, answeredAt: performance.now(), version: body.model?.version, aiLevel: body.skin_analysis?.ai_level, predictions: JSON.stringify(body.predictions) }
 }
 
 /** Uploads from `clients` loops until stop() is called; every answer is kept. */
@@ -78,9 +79,9 @@ t.test('a push under steady upload traffic: every answer 200 from one version, t
   server.child.kill('SIGHUP')
   let switchedAt = 0
   await until('/health on v2', async () => {
-    const at = performance.now()
     if ((await health(server.url)).model.version !== 'v2') return false
-    switchedAt = at
+    // Once /health has *answered* v2: the switch may have come while that request was in flight.
+    switchedAt = performance.now()
     return true
   })
   const seenBefore = load.answers.length
@@ -96,7 +97,10 @@ t.test('a push under steady upload traffic: every answer 200 from one version, t
   const byVersion = new Map(answers.map((a) => [a.version, a.predictions]))
   t.not(byVersion.get('v1'), byVersion.get('v2'), 'the two versions answer this photo differently')
   t.same(answers.filter((a) => a.predictions !== byVersion.get(a.version)), [], 'every answer is all one version')
-  const firstNew = Math.min(...answers.filter((a) => a.version === 'v2').map((a) => a.startedAt))
+  // Measured from the first v2 *answer*: by then the switch had happened, so a request sent
+  // later is admitted on v2. (From the first v2 request's start it is a race: uploads sent
+  // side by side reach admission in either order.)
+  const firstNew = Math.min(...answers.filter((a) => a.version === 'v2').map((a) => a.answeredAt))
   t.same(answers.filter((a) => a.startedAt > firstNew && a.version !== 'v2').length, 0, 'once v2 answered, no later request got v1')
   t.same(answers.filter((a) => a.startedAt > switchedAt && a.version !== 'v2').length, 0, 'after /health showed v2, only v2 answered')
 
