@@ -88,3 +88,11 @@ export function multipartBody (bytes: Buffer): { body: Buffer, contentType: stri
     contentType: `multipart/form-data; boundary=${BOUNDARY}`
   }
 }
+
+/** The JSON body the later frontend sends: `{"image": "data:image/jpeg;base64,…"}` (CLIENTS.md). */
+export function jsonBody (bytes: Buffer): { body: Buffer, contentType: string } {
+  return {
+    body: Buffer.from(JSON.stringify({ image: `data:image/jpeg;base64,${bytes.toString('base64')}` }), 'latin1'),
+    contentType: 'application/json'
+  }
+}

@@ -1,5 +1,7 @@
 // Benchmark of issues 2 and 11: npm run bench [-- --threads] [-- --cores N]   (not a test; figures go in the README)
 // --cores N pins the server to CPUs 0..N-1 with taskset and sets WORKERS=N (the limit is for N cores).
+// Each image is sent as multipart and as base64 JSON (BENCH_BODIES=multipart or json: one of them);
+// then a burst of BURST_SIZE (64) 12 MP uploads at once against WORKERS=1 (BURST_SIZE=0: none).
 // Env: BENCH_DURATION_S (15), BENCH_WARMUP_S (3), BENCH_CONNECTIONS (8), BENCH_THREADS=1 (same as
 // --threads), BENCH_IMAGES (e.g. 1600,4032: a subset), BENCH_QUIET_WAIT_S (20: how long each
 // measurement may wait for other processes to go idle; 0 = never), MODEL_PATH (./models/demo),
@@ -14,7 +16,8 @@ import { parseArgs } from 'node:util'
 import * as ort from 'onnxruntime-node'
 import sharp from 'sharp'
 import { openBundle } from '../src/models/bundle.js'
-import { makeImages, multipartBody, type BenchImage } from './bench-images.js'
+import { runBurst } from './bench-burst.js'
+import { jsonBody, makeImages, multipartBody, type BenchImage } from './bench-images.js'
 import { measureLimits, openSession, tensorFor, timeInference, type ImageLimit } from './bench-limit.js'
 import { describeExit, envNumber, machineCpu, percentile, pollHealth, processCpuS, processRssMiB, type RunningServer, startServer, waitForQuiet, BENCH_MODEL_PATH, BENCH_ROOT, BENCH_SERVER_ENTRY } from './bench-server.js'
 
@@ -42,6 +45,22 @@ const TARGET_MAIN_BUSY_8 = 0.5
 const PROJECTED_CORES = 8
 const TARGET_HEALTH_P99_MS = 20
 const LIMIT_BUDGET = { minRuns: 30, minMs: 2000 }
+const BURST_SIZE = envNumber('BURST_SIZE', 64)
+const BURST_HEALTH_INTERVAL_MS = 10
+const TARGET_BURST_HEALTH_MAX_MS = 100
+const BODIES = { multipart: multipartBody, json: jsonBody }
+type BodyKind = keyof typeof BODIES
+const bodyKinds = (process.env.BENCH_BODIES ?? 'multipart,json').split(',').map((w) => w.trim())
+for (const kind of bodyKinds) if (!(kind in BODIES)) throw new Error(`BENCH_BODIES: "${kind}" is not one of ${Object.keys(BODIES).join(', ')}`)
+
+/** One load: an image, sent in one of the bodies clients send. */
+interface BenchCase {
+  name: string
+  image: BenchImage
+  /** Index of the image, and of its in-process limit. */
+  index: number
+  kind: BodyKind
+}
 
 const { values: flags } = parseArgs({ options: { threads: { type: 'boolean', default: false }, cores: { type: 'string' } } })
 const measureThreads = flags.threads || process.env.BENCH_THREADS === '1'
@@ -85,9 +104,9 @@ async function settle (what: string): Promise<void> {
 }
 
 /** One continuous load: warm-up, then the measured window with /health polled alongside. */
-async function runLoad (server: RunningServer, image: BenchImage): Promise<LoadFigures> {
-  await settle(image.name)
-  const { body, contentType } = multipartBody(image.bytes)
+async function runLoad (server: RunningServer, load: BenchCase): Promise<LoadFigures> {
+  await settle(load.name)
+  const { body, contentType } = BODIES[load.kind](load.image.bytes)
   const latencies: number[] = []
   const non2xx = new Map<number, number>()
   let errors = 0
@@ -188,14 +207,14 @@ async function withServer<T> (env: Record<string, string>, label: string, body: 
   }
 }
 
-/** Loads each image in turn on one server; stops at the first run that leaves the server dead. */
-async function loadAll (server: RunningServer, list: BenchImage[]): Promise<Array<LoadFigures | undefined>> {
+/** Runs each load in turn on one server; stops at the first run that leaves the server dead. */
+async function loadAll (server: RunningServer, list: BenchCase[]): Promise<Array<LoadFigures | undefined>> {
   const out: Array<LoadFigures | undefined> = list.map(() => undefined)
-  for (const [i, image] of list.entries()) {
-    out[i] = await runLoad(server, image)
+  for (const [i, load] of list.entries()) {
+    out[i] = await runLoad(server, load)
     const ended = out[i]!.serverEnded
     if (ended !== undefined) {
-      console.log(`✗ the server ended during or right after the ${image.name} load (${ended}); see its log above`)
+      console.log(`✗ the server ended during or right after the ${load.name} load (${ended}); see its log above`)
       break
     }
   }
@@ -210,7 +229,9 @@ if (spec === undefined) throw new Error(`${BENCH_MODEL_PATH} has no manifest.jso
 // BENCH_IMAGES=1600,4032 narrows the run to the images whose names contain one of the words.
 const only = process.env.BENCH_IMAGES?.split(',').map((w) => w.trim()).filter((w) => w !== '')
 const images = (await makeImages()).filter((i) => only === undefined || only.some((w) => i.name.includes(w)))
-console.log(`images: ${images.map((i) => `${i.name} ${f(i.bytes.length / 2 ** 20, 2)} MiB`).join(', ')}`)
+console.log(`images: ${images.map((i) => `${i.name} ${f(i.bytes.length / 2 ** 20, 2)} MiB`).join(', ')}; bodies: ${bodyKinds.join(', ')}`)
+const cases: BenchCase[] = (bodyKinds as BodyKind[]).flatMap((kind) => images.map((image, index) =>
+  ({ name: kind === 'multipart' ? image.name : `${image.name} base64 JSON`, image, index, kind })))
 
 console.log('\nin-process limit (median, one thread, sequential):')
 await settle('the limit')
@@ -260,12 +281,28 @@ const mainRow = (name: string, load: LoadFigures | undefined, limit: ImageLimit)
 const MAIN_HEADERS = ['image', 'main thread ms/request', `${PROJECTED_CORES}-core limit req/s`, `main thread busy at that rate (≤ ${TARGET_MAIN_BUSY_8 * 100} %)`, 'RSS MiB', 'peak RSS MiB']
 
 console.log(`\nserver under load (targets: ratio ≥ ${TARGET_RATIO}, /health p99 ≤ ${TARGET_HEALTH_P99_MS} ms; ✗ = missed):`)
-const loads = await withServer({}, 'default', async (server) => await loadAll(server, images))
-printTable(LOAD_HEADERS, images.map((img, i) => loadRow(img.name, loads[i], limits[i]!)))
+const loads = await withServer({}, 'default', async (server) => await loadAll(server, cases))
+printTable(LOAD_HEADERS, cases.map((c, i) => loadRow(c.name, loads[i], limits[c.index]!)))
 console.log('\nCPU during the measured windows (cores busy on average):')
-printTable(CPU_HEADERS, images.map((img, i) => cpuRow(img.name, loads[i], limits[i]!)))
+printTable(CPU_HEADERS, cases.map((c, i) => cpuRow(c.name, loads[i], limits[c.index]!)))
 console.log(`\nmain thread and memory (projection: measured main-thread ms/request × the ${PROJECTED_CORES}-core limit; ✗ = over target):`)
-printTable(MAIN_HEADERS, images.map((img, i) => mainRow(img.name, loads[i], limits[i]!)))
+printTable(MAIN_HEADERS, cases.map((c, i) => mainRow(c.name, loads[i], limits[c.index]!)))
+
+// The largest image, or the last one BENCH_IMAGES left.
+const burstImage = images.at(-1)
+if (BURST_SIZE > 0 && burstImage !== undefined) {
+  console.log(`\nburst: ${BURST_SIZE} × ${burstImage.name} multipart uploads at once, WORKERS=1, /health every ${BURST_HEALTH_INTERVAL_MS} ms from its own thread ` +
+    `(targets: only 200/503, /health max ≤ ${TARGET_BURST_HEALTH_MAX_MS} ms):`)
+  const { body, contentType } = multipartBody(burstImage.bytes)
+  await settle('the burst')
+  const burst = await withServer({ WORKERS: '1' }, 'WORKERS=1', async (server) => await runBurst(server.url, body, contentType, BURST_SIZE, BURST_HEALTH_INTERVAL_MS))
+  const answers = [...burst.statuses].sort(([a], [b]) => a - b).map(([status, n]) => `${status === 0 ? 'socket error' : status}×${n}`).join(', ')
+  const onlyExpected = [...burst.statuses.keys()].every((s) => s === 200 || s === 503)
+  printTable(['answers', 'all answered in s', '/health samples', '/health p99 ms', '/health max ms', '/health failures'], [[
+    answers + mark(onlyExpected), f(burst.wallMs / 1000, 2), String(burst.health.samples), f(burst.health.p99),
+    f(burst.health.max) + mark(burst.health.max <= TARGET_BURST_HEALTH_MAX_MS), String(burst.health.failures) + mark(burst.health.failures === 0)
+  ]])
+}
 
 if (measureThreads) {
   // The 1600×1200 image, or the first one BENCH_IMAGES left.
@@ -286,7 +323,7 @@ if (measureThreads) {
   for (const { workers, threads } of configs) {
     const label = `WORKERS=${workers} INTRA_OP_THREADS=${threads}`
     const [load] = await withServer({ WORKERS: String(workers), INTRA_OP_THREADS: String(threads) }, label,
-      async (server) => await loadAll(server, [image]))
+      async (server) => await loadAll(server, [{ name: image.name, image, index, kind: 'multipart' }]))
     const cpu = cpuRow(label, load, limits[index]!)
     rows.push([...loadRow(label, load, limits[index]!), cpu[1]!, cpu[4]!, cpu[6]!, f(load?.rss.peak ?? Number.NaN, 0)])
   }

@@ -49,6 +49,8 @@ const ENV_SCHEMA = Type.Object({
   // ONNX Runtime threads per worker; WORKERS × this should not exceed the cores (README).
   INTRA_OP_THREADS: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
   // Inference tasks waiting for a worker; beyond it requests get 503 OVERLOADED at once.
+  // Nice value of every thread but the event loop's (src/thread-priority.ts); 0 = equal priority.
+  BACKGROUND_NICE: Type.Integer({ minimum: 0, maximum: 19, default: 10 }),
   QUEUE_SIZE: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })),
   MAX_UPLOAD_MB: Type.Number({ exclusiveMinimum: 0, maximum: 1024, default: 100 }),
   MAX_IMAGE_PIXELS: Type.Integer({ minimum: 1024, default: 120_000_000 }),
@@ -115,6 +117,7 @@ export interface Config {
   readonly canary: CanaryConfig | undefined
   readonly workers: number
   readonly intraOpThreads: number
+  readonly backgroundNice: number
   /** Workers, ONNX Runtime threads, libuv pool and decode threads, from the cores. */
   readonly threads: ThreadBudget
   readonly queueSize: number
@@ -161,7 +164,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, cores = availableParallelism
       endpoint: raw.S3_ENDPOINT,
       forcePathStyle: raw.S3_FORCE_PATH_STYLE
     })
-  const threads = threadBudget({ cores, workers: raw.WORKERS, intraOpThreads: raw.INTRA_OP_THREADS, uvThreadpoolEnv: env.UV_THREADPOOL_SIZE })
+  const threads = threadBudget({ cores, workers: raw.WORKERS, intraOpThreads: raw.INTRA_OP_THREADS, backgroundNice: raw.BACKGROUND_NICE, uvThreadpoolEnv: env.UV_THREADPOOL_SIZE })
   return Object.freeze({
     port: raw.PORT,
     host: raw.HOST,
@@ -181,6 +184,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, cores = availableParallelism
     canary: canaryConfig(raw, s3),
     workers: threads.workers,
     intraOpThreads: threads.intraOpThreads,
+    backgroundNice: threads.backgroundNice,
     threads,
     queueSize: raw.QUEUE_SIZE ?? threads.workers * QUEUE_PER_WORKER,
     maxUploadBytes: Math.floor(raw.MAX_UPLOAD_MB * 1024 * 1024),

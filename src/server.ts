@@ -12,6 +12,7 @@ import { StoreError, localStore } from './models/store.js'
 import { watchLocal, watchS3, type WatchedSource } from './models/versions.js'
 import { Watcher } from './models/watch.js'
 import { Readiness } from './readiness.js'
+import { lowerOtherThreads } from './thread-priority.js'
 
 let config: Config
 try {
@@ -39,6 +40,20 @@ async function watchedSource (model: ModelSource): Promise<WatchedSource> {
   return watchS3(s3Store({ s3: model.s3, modelDir: config.modelDir, tuning: config.modelStore, counters: readiness.store, log: app.log, spareKeys }))
 }
 
+/**
+ * startEngine, then every thread but the event loop's at BACKGROUND_NICE (README "Threads"): the
+ * workers lowered themselves and the ONNX Runtime threads they started; this lowers the threads
+ * the main thread started beside them, libuv's pool (where photos are decoded; it started while
+ * the imports were read) and V8's helpers.
+ */
+async function startLowered (...args: Parameters<typeof startEngine>) {
+  const engine = await startEngine(...args)
+  notLowered = lowerOtherThreads(config.backgroundNice)
+  return engine
+}
+/** Threads the last sweep could not lower (logged with "ready"). */
+let notLowered = 0
+
 /** The swapper that fills `slot` from `model`, and the watcher that makes it check every MODEL_POLL_S. */
 async function swapping (slot: ModelSlot, model: ModelSource) {
   const source = await watchedSource(model)
@@ -49,7 +64,7 @@ async function swapping (slot: ModelSlot, model: ModelSource) {
     source,
     // The canary loads its first version through its swapper, after the primary is ready.
     loadsFirst: slot !== readiness.primary,
-    start: async (bundle, onPool, workers) => await startEngine(bundle, workers === undefined ? config : { ...config, workers }, onPool),
+    start: async (bundle, onPool, workers) => await startLowered(bundle, workers === undefined ? config : { ...config, workers }, onPool),
     restart: (reason) => { void shutdown('model update', reason) },
     log: app.log
   })
@@ -77,12 +92,12 @@ async function boot (): Promise<void> {
     app.log.info({ format, modelName, kerasVersion, parameters, layers: Object.keys(layers).length, ms: Math.round(ms), onnx: bundle.modelFile }, 'model converted to ONNX')
   }
   readiness.starting('starting inference workers', undefined, 'warming')
-  const engine = await startEngine(bundle, config, (pool) => readiness.trackPool(pool))
+  const engine = await startLowered(bundle, config, (pool) => readiness.trackPool(pool))
   readiness.ready(engine)
   primary.swapper.adopt(candidate)
   primary.watcher.start()
   const { spec } = engine.model
-  app.log.info({ model: { name: spec.name, version: spec.version, format: spec.format, source: engine.model.source }, workers: config.workers, pollS: config.modelPollMs / 1000, swap: config.modelSwap, canaryPercent: config.canary?.percent }, 'ready')
+  app.log.info({ model: { name: spec.name, version: spec.version, format: spec.format, source: engine.model.source }, workers: config.workers, pollS: config.modelPollMs / 1000, swap: config.modelSwap, canaryPercent: config.canary?.percent, backgroundNice: { nice: config.backgroundNice, notLowered } }, 'ready')
   for (const warning of spec.warnings) app.log.warn(warning)
   // The canary never holds up readiness: it loads beside the serving primary, and a canary that
   // does not load leaves every analysis to the primary (/health says why).

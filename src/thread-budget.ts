@@ -17,6 +17,8 @@ export interface ThreadBudget {
   uvThreadpool: number
   /** libvips threads per decode: one, since `uvThreadpool` decodes already run side by side. */
   decodeThreads: number
+  /** Nice value of every thread but the main one, so the event loop runs first (src/thread-priority.ts). */
+  backgroundNice: number
   /** Why the budget does not match the machine, when it does not (logged at boot, in /health). */
   warnings: string[]
 }
@@ -40,17 +42,20 @@ export interface ThreadSettings {
   /** WORKERS and INTRA_OP_THREADS when set; otherwise derived from the cores. */
   workers?: number
   intraOpThreads?: number
+  /** BACKGROUND_NICE; 0 when unset. */
+  backgroundNice?: number
   /** UV_THREADPOOL_SIZE as the process started with it (set by dist/preload.cjs, or by hand). */
   uvThreadpoolEnv?: string
 }
 
-export function threadBudget ({ cores, workers, intraOpThreads, uvThreadpoolEnv }: ThreadSettings): ThreadBudget {
+export function threadBudget ({ cores, workers, intraOpThreads, backgroundNice = 0, uvThreadpoolEnv }: ThreadSettings): ThreadBudget {
   const budget = {
     cores,
     workers: workers ?? cores,
     intraOpThreads: intraOpThreads ?? 1,
     uvThreadpool: uvThreadpoolEnv === undefined ? NODE_UV_THREADPOOL : libuvPoolSize(uvThreadpoolEnv),
-    decodeThreads: 1
+    decodeThreads: 1,
+    backgroundNice
   }
   const warnings: string[] = []
   const inference = budget.workers * budget.intraOpThreads

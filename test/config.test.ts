@@ -10,7 +10,8 @@ t.test('defaults follow DESIGN.md', async (t) => {
   t.equal(c.s3, undefined)
   t.equal(c.workers, 6, 'WORKERS defaults to the available cores')
   t.equal(c.intraOpThreads, 1)
-  t.match(c.threads, { cores: 6, workers: 6, intraOpThreads: 1, uvThreadpool: 4, decodeThreads: 1 })
+  t.match(c.threads, { cores: 6, workers: 6, intraOpThreads: 1, uvThreadpool: 4, decodeThreads: 1, backgroundNice: 10 })
+  t.equal(c.backgroundNice, 10, 'every thread but the event loop\'s at nice 10')
   t.equal(c.queueSize, 48)
   t.equal(c.maxUploadBytes, 100 * 1024 * 1024)
   t.equal(c.maxImagePixels, 120_000_000)
@@ -44,6 +45,8 @@ t.test('a bad value fails with a message naming the variable', async (t) => {
     [{ PORT: 'eighty' }, /PORT must be integer/],
     [{ PORT: '70000' }, /PORT must be <= 65535/],
     [{ WORKERS: '0' }, /WORKERS must be >= 1/],
+    [{ BACKGROUND_NICE: '20' }, /BACKGROUND_NICE must be <= 19/],
+    [{ BACKGROUND_NICE: '-5' }, /BACKGROUND_NICE must be >= 0/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be equal to one of the allowed values/],
     [{ MAX_UPLOAD_MB: '-1' }, /MAX_UPLOAD_MB must be > 0/],
     [{ MAX_IMAGE_PIXELS: '1.5' }, /MAX_IMAGE_PIXELS must be integer/],
@@ -142,8 +145,9 @@ t.test('canary: a key in the bucket or a local path, a share 0–100, and mistak
 })
 
 t.test('the thread budget takes WORKERS, INTRA_OP_THREADS and the UV_THREADPOOL_SIZE the process started with', async (t) => {
-  const c = loadConfig({ WORKERS: '3', INTRA_OP_THREADS: '2', UV_THREADPOOL_SIZE: '8' }, 8)
+  const c = loadConfig({ WORKERS: '3', INTRA_OP_THREADS: '2', UV_THREADPOOL_SIZE: '8', BACKGROUND_NICE: '0' }, 8)
   t.equal(c.workers, 3)
+  t.equal(c.threads.backgroundNice, 0)
   t.equal(c.intraOpThreads, 2)
   t.equal(c.queueSize, 24, 'the queue follows the workers')
   t.match(c.threads, { cores: 8, workers: 3, intraOpThreads: 2, uvThreadpool: 8, warnings: [/= 6 threads of inference on 8 cores/] })

@@ -70,7 +70,7 @@ t.test('the thread budget follows the cores the process may use, and the Procfil
     const server = await spawnServer(t, {}, { cpus })
     const health = (await waitReady(server.url)).at(-1)!.body as { workers: number, threads: Record<string, unknown> }
     t.equal(health.workers, expected, `taskset -c ${cpus}: ${expected} workers`)
-    t.same(health.threads, { cores: expected, workers: expected, intraOpThreads: 1, uvThreadpool: Math.max(4, expected), decodeThreads: 1, warnings: [] },
+    t.same(health.threads, { cores: expected, workers: expected, intraOpThreads: 1, uvThreadpool: Math.max(4, expected), decodeThreads: 1, backgroundNice: 0, warnings: [] },
       'libuv was sized by dist/preload.cjs before the server ran; nothing to warn about')
     t.match(server.output(), new RegExp(`"threads":\\{"cores":${expected},"workers":${expected},`), 'the budget is logged at boot')
     server.child.kill('SIGTERM')

@@ -9,8 +9,9 @@ t.test('the libuv pool gets a thread per core, never fewer than Node\'s 4', asyn
 })
 
 t.test('on an m5.2xlarge started by the Procfile: a worker and a decode per core, no warning', async (t) => {
-  t.same(threadBudget({ cores: 8, uvThreadpoolEnv: String(uvThreadpoolSize(8)) }),
-    { cores: 8, workers: 8, intraOpThreads: 1, uvThreadpool: 8, decodeThreads: 1, warnings: [] })
+  t.same(threadBudget({ cores: 8, backgroundNice: 10, uvThreadpoolEnv: String(uvThreadpoolSize(8)) }),
+    { cores: 8, workers: 8, intraOpThreads: 1, uvThreadpool: 8, decodeThreads: 1, backgroundNice: 10, warnings: [] })
+  t.equal(threadBudget({ cores: 8 }).backgroundNice, 0, 'unset: every thread at the same priority')
 })
 
 t.test('every way the budget can leave cores idle or oversubscribe them is said', async (t) => {

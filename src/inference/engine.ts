@@ -19,6 +19,8 @@ export interface Engine {
 export interface EngineOptions {
   workers: number
   intraOpThreads: number
+  /** Nice value of the workers (BACKGROUND_NICE); unset: they run at the main thread's. */
+  backgroundNice?: number
   queueSize: number
   inferenceTimeoutMs: number
   /** Bounds how long closing the pool waits for running inferences (SHUTDOWN_GRACE_S). */
@@ -38,6 +40,7 @@ export async function startEngine (
   const pool = createPool({
     modelFile: bundle.modelFile,
     intraOpThreads: options.intraOpThreads,
+    nice: options.backgroundNice,
     inputName: bundle.spec?.input.name,
     outputName: bundle.spec?.output.name,
     workers: options.workers,

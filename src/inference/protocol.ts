@@ -5,6 +5,8 @@ import type { TensorMetadata } from '../models/manifest.js'
 export interface WorkerInit {
   modelFile: string
   intraOpThreads: number
+  /** The worker's nice value (BACKGROUND_NICE, src/thread-priority.ts); its ONNX Runtime threads inherit it. */
+  nice?: number
   /** Names from the manifest; without one the model's first input and output are used. */
   inputName?: string
   outputName?: string

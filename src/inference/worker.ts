@@ -4,9 +4,12 @@ import { threadId } from 'node:worker_threads'
 import * as ort from 'onnxruntime-node'
 import { workerData } from 'piscina'
 import { inputDims, toTensor } from '../imaging/tensor.js'
+import { lowerThisThread } from '../thread-priority.js'
 import type { InferTask, InferResult, WorkerInit } from './protocol.js'
 
 const init = workerData as WorkerInit
+// Before the session exists, so the threads ONNX Runtime starts inherit it.
+lowerThisThread(init.nice ?? 0)
 const session = await ort.InferenceSession.create(init.modelFile, {
   intraOpNumThreads: init.intraOpThreads,
   interOpNumThreads: 1,

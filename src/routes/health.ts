@@ -21,6 +21,7 @@ const Threads = Type.Object({
   intraOpThreads: Type.Integer(),
   uvThreadpool: Type.Integer(),
   decodeThreads: Type.Integer(),
+  backgroundNice: Type.Integer(),
   warnings: Type.Array(Type.String())
 })
 

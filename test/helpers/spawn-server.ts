@@ -28,7 +28,10 @@ export async function spawnServer (t: Test, env: Record<string, string> = {}, { 
   const [command, ...args] = cpus === undefined ? node : ['taskset', '-c', cpus, ...node]
   const child = spawn(command!, args, {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', HOST: '127.0.0.1', ...(cpus === undefined ? { WORKERS: '2' } : {}), LOG_LEVEL: 'info', ...env },
+    // BACKGROUND_NICE=0 unless a test sets it: at the default 10 a server's workers would get a
+    // tenth of a core against the other test files tap runs meanwhile (test/server-nice.test.ts
+    // covers the setting).
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', HOST: '127.0.0.1', ...(cpus === undefined ? { WORKERS: '2' } : {}), LOG_LEVEL: 'info', BACKGROUND_NICE: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let output = ''

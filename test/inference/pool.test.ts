@@ -1,3 +1,5 @@
+import { readdirSync } from 'node:fs'
+import os from 'node:os'
 import t, { type Test } from 'tap'
 import { buildTinyClassifier } from '../../scripts/onnx-builder.js'
 import { writeBundle } from '../../scripts/bundle-writer.js'
@@ -43,6 +45,31 @@ t.test('a decoded photo\'s pixels become the same tensor in the worker as toTens
   t.notSame(Array.from(other.data), Array.from((await p.inferPixels(Buffer.alloc(3 * TINY_SIZE * TINY_SIZE, 10), spec)).data), 'different pixels, different outputs')
   await t.rejects(p.inferPixels(Buffer.alloc(5), spec), /expected \d+ RGB bytes/, 'pixels of the wrong size are refused by the worker, which keeps serving')
   t.equal((await p.inferPixels(rgbOf(spec), spec)).data.length, 8)
+})
+
+// This test process's threads at a nice value (the pool's workers are threads of it).
+const threadsAt = (nice: number) => readdirSync('/proc/self/task').map(Number).filter((tid) => os.getPriority(tid) === nice)
+
+t.test('each worker lowers itself to `nice`, a replacement for a crashed one too', { skip: os.platform() !== 'linux' && 'needs /proc' }, async (t) => {
+  const p = await pool(t, { nice: 3, testHooks: true })
+  await p.warmUp(dims)
+  // The workers, and any thread they started (the first session in a process starts ONNX
+  // Runtime's own); the main thread stays.
+  const before = threadsAt(3)
+  t.ok(before.length >= 2, `the two workers at least (${before.length})`)
+  t.notOk(before.includes(process.pid))
+  await t.rejects(p.crashForTest(), /exited with code: 70/)
+  await p.warmUp(dims)
+  t.equal(p.stats().restarts, 1)
+  const after = threadsAt(3)
+  t.equal(after.filter((tid) => !before.includes(tid)).length, 1, 'the replacement is a new thread at nice 3, with nobody else lowering it')
+  t.equal(before.filter((tid) => !after.includes(tid)).length, 1, 'and the crashed worker\'s thread is gone')
+})
+
+t.test('without `nice` the workers keep the priority of the thread that started them', { skip: os.platform() !== 'linux' && 'needs /proc' }, async (t) => {
+  const p = await pool(t)
+  await p.warmUp(dims)
+  t.same(readdirSync('/proc/self/task').map(Number).filter((tid) => os.getPriority(tid) !== os.getPriority(process.pid)), [])
 })
 
 t.test('the tensor is transferred, not copied', async (t) => {
