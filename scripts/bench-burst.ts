@@ -11,7 +11,16 @@ export interface BurstFigures {
   /** From the first upload sent to the last answer. */
   wallMs: number
   health: { samples: number, p99: number, max: number, failures: number }
+  /**
+   * The server's own longest event-loop delay during the burst (prom-client's, reset by each
+   * scrape of /metrics): what any request arriving then waited for the main thread. The client's
+   * /health figures add this process's own wait for a CPU, which sends the uploads.
+   */
+  serverLagMaxMs: number
 }
+
+const lagMaxMs = async (url: string) =>
+  1000 * Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? Number.NaN)
 
 /**
  * /health polled from a thread of its own, so the figures are the server's and not this process's
@@ -73,11 +82,13 @@ export async function runBurst (url: string, body: Buffer, contentType: string, 
   const poller = healthPoller(url, healthIntervalMs)
   // A few quiet samples first, so the poller is running before the uploads land.
   await new Promise((resolve) => setTimeout(resolve, 5 * healthIntervalMs))
+  await lagMaxMs(url)
   const t0 = performance.now()
   const answers = await Promise.all(Array.from({ length: size }, async () => await postOnce(url, body, contentType)))
   const wallMs = performance.now() - t0
+  const serverLagMaxMs = await lagMaxMs(url)
   const { latencies, failures } = await poller.stop()
   const statuses = new Map<number, number>()
   for (const status of answers) statuses.set(status, (statuses.get(status) ?? 0) + 1)
-  return { statuses, wallMs, health: { samples: latencies.length, p99: percentile(latencies, 99), max: Math.max(...latencies), failures } }
+  return { statuses, wallMs, health: { samples: latencies.length, p99: percentile(latencies, 99), max: Math.max(...latencies), failures }, serverLagMaxMs }
 }

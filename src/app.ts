@@ -51,7 +51,7 @@ export function buildApp ({ config, readiness, logger }: AppDeps): FastifyInstan
 
   const metrics = new Metrics(readiness)
   app.register(httpMetrics, { metrics })
-  app.register(errors, { onError: (code) => metrics.rejected(code) })
+  app.register(errors, { onError: (code) => metrics.rejected(code), drainBytes: config.maxUploadBytes })
   app.register(requestId)
   app.register(cors, { origins: config.corsOrigins, maxAgeS: config.corsMaxAgeS })
   app.register(draining, { readiness })

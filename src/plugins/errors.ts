@@ -5,10 +5,31 @@ import { AppError, toErrorReply, type ErrorCode } from '../errors.js'
 export interface ErrorsOptions {
   /** Told of every error answer (for the rejections metric). */
   onError?: (code: ErrorCode) => void
+  /** A refused body not yet read and declared no larger than this is drained (MAX_UPLOAD_MB). */
+  drainBytes?: number
+}
+
+/**
+ * Whether the connection can stay open after an error answer sent before the body was read in
+ * full. HTTP/1.1 lets a server answer first, but it must then read the rest or close after its
+ * answer (RFC 9112 §9.3), and closing while nginx is still sending the body makes nginx answer
+ * 502 in place of ours (its write fails with EPIPE; actix/actix-web#3967). So a body that nobody
+ * has started reading and whose declared length is within the upload limit is left to Node, which
+ * reads and discards it after the answer and keeps the connection. Anything else closes: a body
+ * read part-way (a parser holds it), without a length, too large, or stalled.
+ */
+export function drainsAfterAnswer (
+  request: { complete: boolean, readableDidRead: boolean, headers: { 'content-length'?: string } }, code: ErrorCode, drainBytes: number
+): boolean {
+  if (request.complete) return true
+  // A stalled client would hold the connection open until the request deadline.
+  if (code === 'REQUEST_TIMEOUT') return false
+  const length = Number(request.headers['content-length'] ?? Number.NaN)
+  return !request.readableDidRead && length <= drainBytes
 }
 
 // Every error leaves as DESIGN.md's JSON shape, whether we, Fastify, multipart or Piscina threw it.
-export default fp<ErrorsOptions>(async (app, { onError = () => {} }) => {
+export default fp<ErrorsOptions>(async (app, { onError = () => {}, drainBytes = 0 }) => {
   function send (request: FastifyRequest, reply: FastifyReply, err: unknown) {
     const { statusCode, headers, body } = toErrorReply(err, request.id)
     onError(body.error.code)
@@ -21,9 +42,7 @@ export default fp<ErrorsOptions>(async (app, { onError = () => {} }) => {
     } else {
       request.log.info({ code: body.error.code, detail: (err as Error).message }, 'request rejected')
     }
-    // A body we stopped reading (too large, stalled, refused up front) is not drained for
-    // keep-alive: the connection closes after the answer.
-    if (!request.raw.complete) reply.header('connection', 'close')
+    if (!drainsAfterAnswer(request.raw, body.error.code, drainBytes)) reply.header('connection', 'close')
     return reply.code(statusCode).headers(headers).type('application/json; charset=utf-8').send(body)
   }
   app.setErrorHandler(async (err, request, reply) => await send(request, reply, err))

@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import t from 'tap'
+import { multipartBody } from '../../scripts/bench-images.js'
 import { jpeg } from '../fixtures/images.js'
 import { form } from '../helpers/app.js'
 import { SKIN_LABELS } from '../helpers/model.js'
@@ -150,6 +151,28 @@ t.test('nginx\'s 504 is JSON in the API\'s shape (read timeout shortened for the
   t.equal(res.status, 504)
   t.match(res.headers.get('content-type'), /^application\/json/)
   t.match(await res.json(), { success: false, error: { code: 'GATEWAY_TIMEOUT' }, message: /did not finish/, requestId: 'slow-1' })
+})
+
+t.test('a busy app\'s 503 for a large upload reaches the client through nginx, not a 502', async (t) => {
+  // One worker and one queue slot: two uploads held open (straight to the app, never finished)
+  // take both admission slots, so the next upload is refused before its body is read.
+  const { app, nginx } = await appBehindNginx(t, { env: { WORKERS: '1', QUEUE_SIZE: '1', UPLOAD_STALL_TIMEOUT_S: '60' } })
+  const { port } = app.server.address() as { port: number }
+  const held = [0, 1].map(() => {
+    const req = request(`http://127.0.0.1:${port}${ANALYZE}`, { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=x', 'content-length': '1000000' } })
+    req.on('error', () => {})
+    req.write('--x\r\n')
+    return req
+  })
+  t.teardown(() => { for (const req of held) req.destroy() })
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const upload = multipartBody(paddedJpeg(await jpeg({ width: 640, height: 480, seed: 6 }), 12 * MiB))
+  // Without the drain, 1 in 3 or 4 of these was nginx's 502 (its write of the body hit EPIPE).
+  for (let i = 0; i < 6; i++) {
+    const res = await send(`${nginx.url}${ANALYZE}`, { method: 'POST', body: upload.body, headers: { 'content-type': upload.contentType, 'x-request-id': `busy-${i}` } })
+    t.equal(res.status, 503, `upload ${i}: the app's answer`)
+    t.match(JSON.parse(res.body), { error: { code: 'OVERLOADED' }, requestId: `busy-${i}` })
+  }
 })
 
 /** Every value of one header as sent (a repeated header stays repeated). */
