@@ -2,6 +2,7 @@
 // back; open loop: a fixed arrival rate on a bounded number of sockets), /proc readers for the
 // server (RSS, open fds) and a /metrics scraper. Not a test.
 import { Agent, request } from 'node:http'
+import { createRequire } from 'node:module'
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import os from 'node:os'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
@@ -9,6 +10,19 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import * as ort from 'onnxruntime-node'
 import sharp from 'sharp'
 import { multipartBody, type BenchImage } from './bench-images.js'
+
+// autocannon ships no types; this is the part of its API the benches use. Without a callback it
+// returns its event emitter, which is also a promise of the summary.
+export interface LoadRun extends PromiseLike<unknown> {
+  on: ((event: 'response', listener: (client: unknown, status: number, bytes: number, ms: number) => void) => LoadRun) &
+    ((event: 'reqError', listener: (err: Error) => void) => LoadRun)
+}
+export type Autocannon = (opts: {
+  url: string, method: 'POST', connections: number, headers: Record<string, string>, body: Buffer
+  /** Seconds to run, or a number of requests to send. */
+  duration?: number, amount?: number
+}) => LoadRun
+export const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
 
 export const f = (value: number, digits = 1) => Number.isFinite(value) ? value.toFixed(digits) : '–'
 export const mib = (bytes: number) => f(bytes / 2 ** 20, 1)

@@ -6,21 +6,12 @@
 // but waiting for a CPU (schedstat). Setting threads back to nice 0 needs root (CAP_SYS_NICE).
 // Env: NICE (10), NICE_WINDOW_S (8), NICE_ROUNDS (4 pairs), NICE_IMAGE (1600: which of the three
 // sizes), NICE_CORES (2), MODEL_PATH (./models/demo), BENCH_SERVER (dist/server.js).
-import { createRequire } from 'node:module'
 import os from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { makeImages, multipartBody } from './bench-images.js'
-import { f, printMachine, printTable, threadStats } from './bench-load.js'
+import { autocannon, f, printMachine, printTable, threadStats } from './bench-load.js'
 import { envNumber, percentile, pollHealth, startServer, stopAndReport, BENCH_MODEL_PATH, BENCH_ROOT, BENCH_SERVER_ENTRY } from './bench-server.js'
 
-// autocannon ships no types; the part of its API used here (as in bench.ts).
-interface LoadRun extends PromiseLike<unknown> {
-  on: (event: 'response', listener: (client: unknown, status: number) => void) => LoadRun
-}
-type Autocannon = (opts: {
-  url: string, method: 'POST', connections: number, duration: number, headers: Record<string, string>, body: Buffer
-}) => LoadRun
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
 
 const NICE = envNumber('NICE', 10)
 const WINDOW_S = envNumber('NICE_WINDOW_S', 8)

@@ -16,23 +16,14 @@
 import { readdirSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import os from 'node:os'
-import { createRequire } from 'node:module'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { makeImages, multipartBody, type BenchImage } from './bench-images.js'
 import {
-  LoadClient, RssSampler, clientLag, closedLoop, f, fdCount, mark, metricSum, mib, openLoop, printMachine, printTable, printThreadGroups,
+  LoadClient, RssSampler, autocannon, clientLag, closedLoop, f, fdCount, mark, metricSum, mib, openLoop, printMachine, printTable, printThreadGroups,
   rssBytes, scrape, targetsFor, threadGroups, threadStats, type Shot
 } from './bench-load.js'
 import { describeExit, stopAndReport, machineCpu, percentile, pollHealth, processCpuS, startServer, waitForQuiet, type RunningServer, BENCH_MODEL_PATH, BENCH_ROOT, BENCH_SERVER_ENTRY } from './bench-server.js'
 
-// autocannon ships no types; the part of its API used here (as in bench.ts).
-interface LoadRun extends PromiseLike<unknown> {
-  on: (event: 'response', listener: (client: unknown, status: number, bytes: number, ms: number) => void) => LoadRun
-}
-type Autocannon = (opts: {
-  url: string, method: 'POST', connections: number, amount: number, headers: Record<string, string>, body: Buffer
-}) => LoadRun
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
 
 const envNumber = (name: string, fallback: number) => {
   const value = Number(process.env[name] ?? fallback)

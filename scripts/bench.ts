@@ -8,7 +8,6 @@
 // BENCH_SERVER (the entry to run, dist/server.js: point it at another build to compare a change),
 // BENCH_NODE_ARGS (node flags for the server after the Procfile's, e.g. --max-semi-space-size=64). Other variables
 // (WORKERS, UV_THREADPOOL_SIZE…) pass through to the server; RATE_LIMIT_MAX defaults to 0 (off).
-import { createRequire } from 'node:module'
 import os from 'node:os'
 import { relative } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -18,19 +17,10 @@ import sharp from 'sharp'
 import { openBundle } from '../src/models/bundle.js'
 import { runBurst } from './bench-burst.js'
 import { jsonBody, makeImages, multipartBody, type BenchImage } from './bench-images.js'
+import { autocannon } from './bench-load.js'
 import { measureLimits, openSession, tensorFor, timeInference, type ImageLimit } from './bench-limit.js'
 import { describeExit, envNumber, machineCpu, percentile, pollHealth, processCpuS, processRssMiB, type RunningServer, startServer, waitForQuiet, BENCH_MODEL_PATH, BENCH_ROOT, BENCH_SERVER_ENTRY } from './bench-server.js'
 
-// autocannon ships no types; this is the part of its API we use. Without a callback it returns
-// its event emitter, which is also a promise of the summary.
-interface LoadRun extends PromiseLike<unknown> {
-  on: ((event: 'response', listener: (client: unknown, status: number, bytes: number, ms: number) => void) => LoadRun) &
-    ((event: 'reqError', listener: (err: Error) => void) => LoadRun)
-}
-type Autocannon = (opts: {
-  url: string, method: 'POST', connections: number, duration: number, headers: Record<string, string>, body: Buffer
-}) => LoadRun
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon
 
 const DURATION_S = envNumber('BENCH_DURATION_S', 15)
 const WARMUP_S = envNumber('BENCH_WARMUP_S', 3)
