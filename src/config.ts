@@ -48,9 +48,9 @@ const ENV_SCHEMA = Type.Object({
   WORKERS: Type.Optional(Type.Integer({ minimum: 1, maximum: 256 })),
   // ONNX Runtime threads per worker; WORKERS × this should not exceed the cores (README).
   INTRA_OP_THREADS: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
-  // Inference tasks waiting for a worker; beyond it requests get 503 OVERLOADED at once.
   // Nice value of every thread but the event loop's (src/thread-priority.ts); 0 = equal priority.
   BACKGROUND_NICE: Type.Integer({ minimum: 0, maximum: 19, default: 10 }),
+  // Inference tasks waiting for a worker; beyond it requests get 503 OVERLOADED at once.
   QUEUE_SIZE: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })),
   MAX_UPLOAD_MB: Type.Number({ exclusiveMinimum: 0, maximum: 1024, default: 100 }),
   MAX_IMAGE_PIXELS: Type.Integer({ minimum: 1024, default: 120_000_000 }),

@@ -40,6 +40,9 @@ async function watchedSource (model: ModelSource): Promise<WatchedSource> {
   return watchS3(s3Store({ s3: model.s3, modelDir: config.modelDir, tuning: config.modelStore, counters: readiness.store, log: app.log, spareKeys }))
 }
 
+/** Threads the last sweep could not lower (logged with "ready"). */
+let notLowered = 0
+
 /**
  * startEngine, then every thread but the event loop's at BACKGROUND_NICE (README "Threads"): the
  * workers lowered themselves and the ONNX Runtime threads they started; this lowers the threads
@@ -51,8 +54,6 @@ async function startLowered (...args: Parameters<typeof startEngine>) {
   notLowered = lowerOtherThreads(config.backgroundNice)
   return engine
 }
-/** Threads the last sweep could not lower (logged with "ready"). */
-let notLowered = 0
 
 /** The swapper that fills `slot` from `model`, and the watcher that makes it check every MODEL_POLL_S. */
 async function swapping (slot: ModelSlot, model: ModelSource) {

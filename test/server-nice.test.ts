@@ -54,7 +54,7 @@ t.test('BACKGROUND_NICE=7: every thread but the main one, workers of a new versi
   t.match(await analyzed(server, 2), { status: 200, version: 'local-2' })
   const swapped = niceValues(pid)
   t.equal(swapped.main, base)
-  t.same(Object.keys(swapped.others).map(Number), [lowered], 'after the swap too: the new workers lowered themselves')
+  t.same(Object.keys(swapped.others).map(Number), [lowered], 'after the swap too: the new pool\'s threads')
   t.match(server.output(), /"backgroundNice":\{"nice":7,"notLowered":0\}/, 'the ready line says every thread was lowered')
   server.child.kill('SIGTERM')
   t.same(await server.exited, { code: 0, signal: null })
