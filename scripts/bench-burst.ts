@@ -3,6 +3,7 @@
 // Admission must answer what it cannot queue with 503 at once, and /health must stay quick.
 import { request } from 'node:http'
 import { Worker } from 'node:worker_threads'
+import { scrape } from './bench-load.js'
 import { percentile } from './bench-server.js'
 
 export interface BurstFigures {
@@ -19,8 +20,7 @@ export interface BurstFigures {
   serverLagMaxMs: number
 }
 
-const lagMaxMs = async (url: string) =>
-  1000 * Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? Number.NaN)
+const lagMaxMs = async (url: string) => 1000 * ((await scrape(url)).get('nodejs_eventloop_lag_max_seconds') ?? Number.NaN)
 
 /**
  * /health polled from a thread of its own, so the figures are the server's and not this process's
